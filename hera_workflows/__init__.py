@@ -1,0 +1,1 @@
+"""Pipelines as Hera (Argo Workflows) definitions: the single source of truth."""

@@ -1,0 +1,1 @@
+"""gRPC services of TinyForge: thin layers over the tinyforge library."""

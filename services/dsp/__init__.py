@@ -1,0 +1,1 @@
+"""The dsp service: a thin gRPC layer over tinyforge/ (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""The train service: a thin gRPC layer over tinyforge/ (see DESIGN.md §1)."""

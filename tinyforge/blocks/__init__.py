@@ -1,0 +1,1 @@
+"""tinyforge.blocks (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""The ``tinyforge`` command line: one module per area, each exposing ``register(app)``."""

@@ -1,0 +1,7 @@
+"""CLI commands: projects (placeholder until its issue fills it)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root app."""

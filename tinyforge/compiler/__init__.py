@@ -1,0 +1,1 @@
+"""tinyforge.compiler (see DESIGN.md §1)."""

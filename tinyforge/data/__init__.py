@@ -1,0 +1,1 @@
+"""tinyforge.data (see DESIGN.md §1)."""

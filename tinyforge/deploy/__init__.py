@@ -1,0 +1,1 @@
+"""tinyforge.deploy (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""tinyforge.dsp (see DESIGN.md §1)."""

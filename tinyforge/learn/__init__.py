@@ -1,0 +1,1 @@
+"""tinyforge.learn (see DESIGN.md §1)."""

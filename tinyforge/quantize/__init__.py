@@ -1,0 +1,1 @@
+"""tinyforge.quantize (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""Persistence: the metadata database (SQLAlchemy) and the object store (local dir | MinIO)."""

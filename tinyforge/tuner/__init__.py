@@ -1,0 +1,1 @@
+"""tinyforge.tuner (see DESIGN.md §1)."""

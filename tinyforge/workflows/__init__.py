@@ -1,0 +1,1 @@
+"""tinyforge.workflows (see DESIGN.md §1)."""
