@@ -31,8 +31,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    # Plain PostgreSQL URLs would select psycopg2, which is not installed: use psycopg 3.
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme) :]
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 

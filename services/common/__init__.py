@@ -1,0 +1,1 @@
+"""What every TinyForge gRPC service shares: server assembly, auth, error mapping, audit."""

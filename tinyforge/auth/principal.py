@@ -1,0 +1,88 @@
+"""The caller of an API method, resolved from its API key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tinyforge.auth.keys import hash_secret, is_well_formed, shown_prefix
+from tinyforge.errors import PermissionDenied, Unauthenticated
+from tinyforge.store.models import ApiKey, Membership, Role
+
+_RANK = {Role.GUEST: 1, Role.MEMBER: 2, Role.ADMIN: 3}
+# last_used_at is refreshed at most this often, so reads don't turn into writes.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def role_at_least(role: Role, required: Role) -> bool:
+    """True if ``role`` is ``required`` or more privileged (admin > member > guest)."""
+    return _RANK[role] >= _RANK[required]
+
+
+def weaker_role(a: Role, b: Role) -> Role:
+    """The less privileged of two roles."""
+    return a if _RANK[a] <= _RANK[b] else b
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who calls: an API key, the user it acts for, its scope and effective role."""
+
+    key_id: int
+    user_id: int | None
+    org_id: int
+    project_id: int | None  # None = organization-scoped key
+    role: Role
+
+    @property
+    def is_project_key(self) -> bool:
+        return self.project_id is not None
+
+
+def _aware(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written as UTC.
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def authenticate(session: Session, secret: str) -> Principal:
+    """Resolve a secret into a Principal.
+
+    Raises Unauthenticated for malformed, unknown or revoked keys, PermissionDenied when the
+    key's user is no longer a member of the key's organization. The effective role is the
+    weaker of the key's role and the user's current membership role.
+    """
+    if not is_well_formed(secret):
+        raise Unauthenticated(
+            "malformed API key: expected 'tf_' followed by 40 characters", field="x-api-key"
+        )
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+    if key is None:
+        raise Unauthenticated(f"unknown API key {shown_prefix(secret)}…", field="x-api-key")
+    if key.revoked_at is not None:
+        raise Unauthenticated(
+            f"API key {key.prefix}… (id {key.id}) was revoked at "
+            f"{_aware(key.revoked_at).isoformat(timespec='seconds')}",
+            field="x-api-key",
+        )
+    role = key.role
+    if key.user_id is not None:
+        membership = session.scalar(
+            select(Membership).where(
+                Membership.org_id == key.org_id, Membership.user_id == key.user_id
+            )
+        )
+        if membership is None:
+            raise PermissionDenied(
+                f"API key {key.prefix}… belongs to user {key.user_id}, who is no longer a member "
+                f"of organization {key.org_id}"
+            )
+        role = weaker_role(role, membership.role)
+    now = datetime.now(UTC)
+    if key.last_used_at is None or now - _aware(key.last_used_at) > _LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    return Principal(
+        key_id=key.id, user_id=key.user_id, org_id=key.org_id, project_id=key.project_id, role=role
+    )
