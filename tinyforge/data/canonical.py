@@ -1,0 +1,205 @@
+"""The canonical form every upload is reduced to, and its serialisation for the DSP stage.
+
+Time series and audio become a :class:`TimeSeries`: a float32 array ``[T, axes]`` with the
+sampling interval in milliseconds, one name and one unit per axis. Images keep their original
+file as the canonical form (re-encoding would lose information and grow the data); an
+:class:`ImageInfo` records what was decoded. :class:`ParsedSample` wraps either, plus what the
+upload said about the device and any labels carried inside the file.
+
+``TimeSeries.to_bytes`` / ``TimeSeries.from_bytes`` give the stored derived object: an ``.npz``
+archive holding ``values`` (float32 ``[T, A]``) and ``meta`` (a JSON string with interval, axes
+and units), readable with plain ``numpy.load`` and no pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from tinyforge.errors import InvalidArgument
+
+CANONICAL_CONTENT_TYPE = "application/x-tinyforge-series+npz"
+CANONICAL_VERSION = 1
+
+
+class SampleKind(StrEnum):
+    TIME_SERIES = "time_series"
+    AUDIO = "audio"
+    IMAGE = "image"
+
+
+class SourceFormat(StrEnum):
+    """The format an upload was recognised as."""
+
+    EI_JSON = "ei-json"
+    EI_CBOR = "ei-cbor"
+    CSV = "csv"
+    WAV = "wav"
+    JPEG = "jpeg"
+    PNG = "png"
+
+
+#: Content type to store the original upload under, per recognised format.
+CONTENT_TYPES: dict[SourceFormat, str] = {
+    SourceFormat.EI_JSON: "application/json",
+    SourceFormat.EI_CBOR: "application/cbor",
+    SourceFormat.CSV: "text/csv",
+    SourceFormat.WAV: "audio/wav",
+    SourceFormat.JPEG: "image/jpeg",
+    SourceFormat.PNG: "image/png",
+}
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """Uniformly sampled signal.
+
+    ``values``: float32, shape ``[T, A]`` (T ≥ 1 samples, A ≥ 1 axes), all finite.
+    ``interval_ms``: time between two samples in milliseconds (> 0).
+    ``axes`` / ``units``: one name and one unit string per axis.
+    """
+
+    values: np.ndarray
+    interval_ms: float
+    axes: tuple[str, ...]
+    units: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        v = self.values
+        if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.ndim != 2:
+            raise InvalidArgument("values must be a float32 array [T, axes]", field="values")
+        if v.shape[0] < 1 or v.shape[1] < 1:
+            raise InvalidArgument(
+                f"values must have at least 1 sample and 1 axis, got shape {v.shape}",
+                field="values",
+            )
+        if not np.isfinite(v).all():
+            raise InvalidArgument("values contain NaN or Inf", field="values")
+        if not (isinstance(self.interval_ms, float | int) and math.isfinite(self.interval_ms)
+                and self.interval_ms > 0):
+            raise InvalidArgument(
+                f"interval_ms must be a finite number > 0, got {self.interval_ms!r}",
+                field="interval_ms",
+            )
+        if len(self.axes) != v.shape[1] or len(self.units) != v.shape[1]:
+            raise InvalidArgument(
+                f"{v.shape[1]} axes in values but {len(self.axes)} names and "
+                f"{len(self.units)} units",
+                field="sensors",
+            )
+        if len(set(self.axes)) != len(self.axes):
+            raise InvalidArgument(f"axis names must be unique, got {list(self.axes)}",
+                                  field="sensors")
+
+    @property
+    def length(self) -> int:
+        """Number of samples T."""
+        return int(self.values.shape[0])
+
+    @property
+    def frequency_hz(self) -> float:
+        return 1000.0 / self.interval_ms
+
+    @property
+    def duration_ms(self) -> float:
+        """Duration covered by the samples, T × interval (EI's convention)."""
+        return self.length * self.interval_ms
+
+    def to_bytes(self) -> bytes:
+        """Serialise to the canonical ``.npz`` (values float32 [T, A] + JSON ``meta``)."""
+        meta = json.dumps({
+            "version": CANONICAL_VERSION,
+            "interval_ms": float(self.interval_ms),
+            "axes": list(self.axes),
+            "units": list(self.units),
+        })
+        buf = io.BytesIO()
+        np.savez(buf, values=self.values, meta=np.array(meta))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TimeSeries:
+        """Read back what :meth:`to_bytes` wrote. Raises InvalidArgument if it is not one."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                values = np.ascontiguousarray(npz["values"], dtype=np.float32)
+                meta = json.loads(str(npz["meta"]))
+            return cls(values=values, interval_ms=float(meta["interval_ms"]),
+                       axes=tuple(meta["axes"]), units=tuple(meta["units"]))
+        except InvalidArgument:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+            raise InvalidArgument(f"not a canonical series object: {e}", field="data") from e
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What was decoded from an image upload. Sizes in pixels; ``mode`` is Pillow's mode."""
+
+    width: int
+    height: int
+    mode: str
+    format: str  # "JPEG" | "PNG"
+
+
+@dataclass(frozen=True)
+class StructuredLabel:
+    """A label over the sample range ``start_index..end_index`` (both inclusive, in samples)."""
+
+    start_index: int
+    end_index: int
+    label: str
+
+    def to_ei(self) -> dict[str, object]:
+        return {"startIndex": self.start_index, "endIndex": self.end_index, "label": self.label}
+
+    def ms_range(self, interval_ms: float) -> tuple[float, float]:
+        """The half-open time range ``[start_ms, end_ms)`` these samples cover (the form
+        ``tinyforge.data.windowing`` takes)."""
+        return self.start_index * interval_ms, (self.end_index + 1) * interval_ms
+
+
+@dataclass(frozen=True)
+class ParsedSample:
+    """The result of parsing one upload.
+
+    Exactly one of ``series`` (time series / audio) and ``image`` is set. ``content_type`` is
+    the type to store the original bytes under; ``signed`` is True only when an HS256
+    signature was verified. ``structured_labels`` holds labels found inside the file
+    (a CSV ``label`` column), empty otherwise.
+    """
+
+    kind: SampleKind
+    format: SourceFormat
+    series: TimeSeries | None = None
+    image: ImageInfo | None = None
+    device_name: str | None = None
+    device_type: str | None = None
+    signed: bool = False
+    structured_labels: tuple[StructuredLabel, ...] = field(default=())
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    @property
+    def duration_ms(self) -> float:
+        """Duration in milliseconds (0 for images)."""
+        return self.series.duration_ms if self.series is not None else 0.0
+
+    def canonical_bytes(self) -> bytes | None:
+        """The derived object for the DSP stage: ``.npz`` for series, None for images
+        (the original image file is the canonical form; decode with ``image_pixels``)."""
+        return self.series.to_bytes() if self.series is not None else None
+
+
+def content_sha256(data: bytes) -> str:
+    """Lower-case hex sha256 of the original upload, the key for de-duplication."""
+    return hashlib.sha256(data).hexdigest()
