@@ -192,3 +192,69 @@ class AuditLog(Base):
     method: Mapped[str] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(32))  # gRPC status code name
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Sample(Base):
+    """One ingested sample: the original upload (object ``raw_key``, kept byte for byte), its
+    canonical form for the DSP stage (``canonical_key``, None for images) and its labels.
+
+    ``state`` is ``pending`` while the objects are being written (invisible to every listing)
+    and ``ready`` once the upload is complete; a crash leaves a pending row that
+    :func:`tinyforge.data.samples.cleanup_stale_uploads` removes with its objects.
+    """
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        Index("ix_samples_project_sha", "project_id", "sha256"),
+        Index("ix_samples_project_cat_label", "project_id", "category", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    # training | testing | anomaly
+    category: Mapped[str] = mapped_column(String(16), default="training")
+    label: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="")  # time_series | audio | image
+    format: Mapped[str] = mapped_column(String(16), default="")  # ei-json | csv | wav | ...
+    content_type: Mapped[str] = mapped_column(String(128), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    raw_key: Mapped[str] = mapped_column(String(512), default="")
+    canonical_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    interval_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    length: Mapped[int] = mapped_column(Integer, default=0)  # samples per axis (T)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    axes: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"name", "units"}, ...]
+    width: Mapped[int] = mapped_column(Integer, default=0)  # images, pixels
+    height: Mapped[int] = mapped_column(Integer, default=0)
+    device_name: Mapped[str] = mapped_column(String(256), default="")
+    device_type: Mapped[str] = mapped_column(String(256), default="")
+    upload_source: Mapped[str] = mapped_column(String(128), default="")
+    signed: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    sample_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    bounding_boxes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    structured_labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Device(Base):
+    """A device that sent data to a project (filled from uploads)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(256))
+    device_type: Mapped[str] = mapped_column(String(256), default="")
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sample_count: Mapped[int] = mapped_column(Integer, default=0)
