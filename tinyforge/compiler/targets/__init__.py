@@ -1,0 +1,1 @@
+"""Target recipes and board files (start-up code, linker script, harness) as package data."""
