@@ -10,6 +10,7 @@ import pytest
 from tests.data.conftest import wav_pcm16, wav_raw
 from tinyforge.data.canonical import SampleKind, SourceFormat
 from tinyforge.data.formats import parse_upload
+from tinyforge.data.wav import AUDIO_FULL_SCALE as FS
 from tinyforge.data.wav import encode_wav, parse_wav
 from tinyforge.errors import InvalidArgument
 
@@ -19,7 +20,7 @@ def test_pcm16_mono_from_stdlib_wave():
     p = parse_upload(raw, "a.wav", "audio/wav")
     assert p.kind is SampleKind.AUDIO and p.format is SourceFormat.WAV
     assert p.series.values.dtype == np.float32 and p.series.values.shape == (5, 1)
-    np.testing.assert_array_equal(p.series.values[:, 0],
+    np.testing.assert_array_equal(p.series.values[:, 0] / FS,
                                   [0.0, 0.5, -0.5, 32767 / 32768, -1.0])
     assert p.series.interval_ms == pytest.approx(0.125) and p.series.frequency_hz == 8000
     assert p.series.axes == ("audio",)
@@ -28,44 +29,44 @@ def test_pcm16_mono_from_stdlib_wave():
 def test_pcm16_stereo_channels_stay_apart():
     raw = wav_pcm16([(16384, -8192), (0, 8192)], rate=16000, channels=2)
     s = parse_wav(raw)
-    np.testing.assert_array_equal(s.values, [[0.5, -0.25], [0.0, 0.25]])
+    np.testing.assert_array_equal(s.values / FS, [[0.5, -0.25], [0.0, 0.25]])
     assert s.axes == ("audio0", "audio1")
 
 
 def test_pcm8_unsigned():
     s = parse_wav(wav_raw(1, 1, 8000, 8, bytes([128, 192, 64, 0, 255])))
-    np.testing.assert_array_equal(s.values[:, 0], [0.0, 0.5, -0.5, -1.0, 127 / 128])
+    np.testing.assert_array_equal(s.values[:, 0] / FS, [0.0, 0.5, -0.5, -1.0, 127 / 128])
 
 
 def test_pcm24():
     vals = [0, 1 << 22, -(1 << 22), (1 << 23) - 1, -(1 << 23)]
     pcm = b"".join(struct.pack("<i", v)[:3] for v in vals)
     s = parse_wav(wav_raw(1, 1, 44100, 24, pcm))
-    np.testing.assert_allclose(s.values[:, 0], [0, 0.5, -0.5, 1 - 2**-23, -1.0], atol=1e-7)
+    np.testing.assert_allclose(s.values[:, 0] / FS, [0, 0.5, -0.5, 1 - 2**-23, -1.0], atol=1e-7)
 
 
 def test_pcm32_stays_below_one():
     pcm = struct.pack("<3i", 1 << 30, -(1 << 31), (1 << 31) - 1)
     s = parse_wav(wav_raw(1, 1, 8000, 32, pcm))
-    assert s.values[0, 0] == 0.5 and s.values[1, 0] == -1.0
-    assert 0.999 < s.values[2, 0] < 1.0  # [-1, 1) even where float32 rounds up
+    assert s.values[0, 0] == 0.5 * FS and s.values[1, 0] == -FS
+    assert 0.999 * FS < s.values[2, 0] < FS  # below full scale even where float32 rounds up
 
 
 def test_float32_and_extensible_header():
     pcm = struct.pack("<4f", 0.25, -0.75, 1.5, 0.0)
     for ext in (False, True):
         s = parse_wav(wav_raw(3, 2, 48000, 32, pcm, extensible=ext))
-        np.testing.assert_array_equal(s.values, [[0.25, -0.75], [1.5, 0.0]])
+        np.testing.assert_array_equal(s.values / FS, [[0.25, -0.75], [1.5, 0.0]])
     s = parse_wav(wav_raw(1, 1, 8000, 16, struct.pack("<h", 16384), extensible=True))
-    assert s.values[0, 0] == 0.5
+    assert s.values[0, 0] == 0.5 * FS
 
 
 def test_encoder_roundtrip_all_widths():
     x = np.array([[0.0], [0.5], [-0.5], [-1.0]])
     for bits in (8, 16, 24, 32):
-        np.testing.assert_allclose(parse_wav(encode_wav(x, 8000, bits=bits)).values, x)
+        np.testing.assert_allclose(parse_wav(encode_wav(x, 8000, bits=bits)).values / FS, x)
     np.testing.assert_array_equal(parse_wav(encode_wav(x, 8000, bits=32, float_format=True))
-                                  .values, x)
+                                  .values / FS, x)
 
 
 def test_odd_chunk_before_data_is_skipped():

@@ -5,8 +5,11 @@ WAVE_FORMAT_EXTENSIBLE files and raises a mix of exception types on corrupt inpu
 failure here must become ``InvalidArgument`` naming what is wrong.
 
 Supported: PCM integer 8 (unsigned), 16, 24, 32 bit and IEEE float 32/64 bit, any channel
-count up to 64, plain or EXTENSIBLE ``fmt`` chunks. Integers are scaled to [-1, 1)
-(divided by 2^(bits-1)); floats are kept as is and must be finite.
+count up to 64, plain or EXTENSIBLE ``fmt`` chunks. Integers are first scaled to [-1, 1)
+(divided by 2^(bits-1)); floats are kept as is and must be finite. The canonical audio series
+is then in **int16 units** (times :data:`AUDIO_FULL_SCALE` = 32768), the convention of Edge
+Impulse's acquisition format and of the DSP blocks, so a WAV upload and a JSON upload of the
+same sound give the same features.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ _FLOAT = 3
 _EXTENSIBLE = 0xFFFE
 MAX_CHANNELS = 64
 MAX_SAMPLE_RATE = 10_000_000  # Hz; above this the header is garbage, not a real recording
-_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # streaming writers leave these in the data chunk size
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+#: Canonical audio is in int16 units: full scale (1.0 in a float WAV) maps to 32768.
+AUDIO_FULL_SCALE = 32768.0  # streaming writers leave these in the data chunk size
 
 
 def _bad(msg: str) -> InvalidArgument:
@@ -77,7 +82,9 @@ def parse_wav(data: bytes) -> TimeSeries:
     frames = len(pcm) // block_align
     if frames < 1:
         raise _bad("no audio frames")
-    values = _decode(pcm, fmt_code, bits, channels, frames)
+    # Power-of-two scale: exact in float32, so int16 PCM comes back as its integers.
+    with np.errstate(over="ignore", invalid="ignore"):  # huge or NaN floats: rejected below
+        values = _decode(pcm, fmt_code, bits, channels, frames) * np.float32(AUDIO_FULL_SCALE)
     if not np.isfinite(values).all():
         raise InvalidArgument("WAV float samples contain NaN or Inf", field="data")
     axes = ("audio",) if channels == 1 else tuple(f"audio{i}" for i in range(channels))
