@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# TinyForge platform image: every gRPC service (`tinyforge serve SERVICE`), every workflow step
+# TinyForge platform image: every gRPC service (`tinyforge service run SERVICE`), every workflow step
 # and the KServe impulse predictor run from it.
 #
 # Built by `make images` (images/build.sh), which first fills .cache/image-wheels with wheels of
@@ -56,4 +56,4 @@ EXPOSE 4800 4810
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "/usr/local/lib/tinyforge/healthcheck.py"]
 # The chart overrides the command per service; this default serves the API alone.
-CMD ["tinyforge", "serve", "api", "--port", "4800"]
+CMD ["tinyforge", "service", "run", "api", "--port", "4800"]

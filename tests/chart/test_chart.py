@@ -126,7 +126,7 @@ def test_default_runs_api_only_with_grpc_probes_and_locked_down_pods() -> None:
     assert [d["metadata"]["name"] for d in deploys] == ["tf-tinyforge-api"]
     pod = deploys[0]["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["command"] + c["args"] == ["tinyforge", "serve", "api", "--port", "4800"]
+    assert c["command"] + c["args"] == ["tinyforge", "service", "run", "api", "--port", "4800"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"]["port"] == 4800
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -68,11 +68,10 @@ def _health(port: int) -> int | None:
 
 
 def test_image_serves_grpc_health_as_non_root_read_only(image: str) -> None:
-    # `tinyforge serve SERVICE` (the chart's command) is wired by the platform CLI; until it
-    # exists, the API's own entry point runs the same server.
-    has_serve = _podman("run", "--rm", image, "tinyforge", "serve", "--help", check=False)
-    command = [] if has_serve.returncode == 0 else ["python", "-m", "services.api"]
+    # The image's default command is the chart's: `tinyforge service run api --port 4800`;
+    # the port is moved by TINYFORGE_GRPC_PORT only when no --port is given, so pass the CLI.
     port = _free_port()
+    command = ["tinyforge", "service", "run", "api", "--port", str(port)]
     name = f"tinyforge-health-{uuid.uuid4().hex[:8]}"
     _podman(
         "run",

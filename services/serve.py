@@ -1,0 +1,55 @@
+"""Serve ONE service per process (cluster mode): ``python -m services.serve NAME [--port N]``.
+
+Each Deployment of the Helm chart runs this (through ``tinyforge service run NAME``) with the
+same servicer code embedded mode runs all together. Settings come from ``TINYFORGE_*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from services.common.server import PlatformServer, load_registrars
+from tinyforge.config import Settings
+from tinyforge.context import PlatformContext
+from tinyforge.telemetry import configure_telemetry, shutdown_telemetry
+
+#: Service name → the package whose ``register`` adds its servicers.
+SERVICE_MODULES = {
+    "api": "services.api",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the named service until SIGINT/SIGTERM; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="tinyforge service run")
+    parser.add_argument("name", choices=sorted(SERVICE_MODULES))
+    parser.add_argument("--host", default=None, help="listen address (default TINYFORGE_GRPC_HOST)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="gRPC port (default TINYFORGE_GRPC_PORT)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("TINYFORGE_LOG_LEVEL", "INFO").upper())
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    provider = configure_telemetry(f"tinyforge-{args.name}")
+    ctx = PlatformContext.create(Settings.from_env(), tracer_provider=provider)
+    server = PlatformServer(
+        ctx, load_registrars([SERVICE_MODULES[args.name]]), host=args.host, port=args.port
+    )
+    server.start()
+    logging.getLogger("tinyforge").info("%s service listening on port %s", args.name, server.port)
+    stop.wait()
+    server.stop(grace=5.0)
+    ctx.close()
+    shutdown_telemetry()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

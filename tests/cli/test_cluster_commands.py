@@ -1,0 +1,87 @@
+"""Cluster-mode entry points as real processes: ``bootstrap`` then ``service run api``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tinyforge.client import TinyForgeClient
+
+TINYFORGE = str(Path(sys.executable).parent / "tinyforge")
+
+
+def _env(data_dir: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINYFORGE_", "OTEL_"))}
+    env["TINYFORGE_DATA_DIR"] = str(data_dir)
+    env["TINYFORGE_GRPC_PORT"] = str(port)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bootstrap_once_then_serve_one_service(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(tmp_path / "data", port)
+    first = subprocess.run(
+        [TINYFORGE, "bootstrap", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert first.returncode == 0, first.stderr
+    boot = json.loads(first.stdout)
+    assert boot["created"] is True and boot["api_key"]
+    again = subprocess.run(
+        [TINYFORGE, "bootstrap", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0 and json.loads(again.stdout) == {
+        **boot,
+        "api_key": None,
+        "created": False,
+    }
+
+    proc = subprocess.Popen(
+        [TINYFORGE, "service", "run", "api"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            health = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service="tinyforge.v1.ProjectService"),
+                timeout=60,
+                wait_for_ready=True,
+            )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        client = TinyForgeClient(f"127.0.0.1:{port}", boot["api_key"])
+        try:
+            names = [p.name for p in client.list_projects()]
+        finally:
+            client.close()
+        assert names == ["default"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+
+
+def test_unknown_service_is_refused(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [TINYFORGE, "service", "run", "nope"],
+        env=_env(tmp_path, _free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and "invalid choice: 'nope'" in res.stderr
