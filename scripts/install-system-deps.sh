@@ -11,6 +11,7 @@ PKGS=(
   clang lld wasi-libc libclang-rt-dev-wasm32  # WASM builds
   nodejs                                      # runs WASM builds (node:wasi)
   binutils cmake make gcc
+  podman buildah runc busybox-static debootstrap docker-registry  # block containers + loopback registry
 )
 missing=()
 for p in "${PKGS[@]}"; do

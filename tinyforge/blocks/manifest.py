@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinyforge.blocks.limits import limits_from_info
 from tinyforge.dsp.params import ParamSpec, validate_params
 from tinyforge.errors import InvalidArgument
 
@@ -140,6 +141,7 @@ def parse_manifest(raw: bytes | str | dict[str, Any]) -> BlockManifest:
         raise InvalidArgument(
             "info.localCommand must be a non-empty list of strings", field="info.localCommand"
         )
+    limits_from_info(info)  # info.resources (memoryMb, cpus, ...) checked here, read at run time
     params = _parse_parameters(doc.get("parameters", []))
     return BlockManifest(
         version=1,

@@ -1,0 +1,271 @@
+"""CLI commands: ``tinyforge blocks ...`` — author, build, push and run custom blocks locally.
+
+Everything here works on this machine without the platform server: podman (rootful, runc) for
+containers, a loopback OCI registry for push/pull, or a block's ``info.localCommand``.
+Registering a pushed block with the platform (the org-scoped BlockService) comes with that
+service; ``blocks ls`` lists a registry's catalogue until then.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from tinyforge.errors import TinyForgeError
+
+blocks_app = typer.Typer(
+    help="Custom blocks (transform, dsp, learn, deploy): scaffold, build, push, run locally.",
+    no_args_is_help=True,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BlockTypeName(StrEnum):
+    transform = "transform"
+    dsp = "dsp"
+    learn = "learn"
+    deploy = "deploy"
+
+
+class EngineName(StrEnum):
+    auto = "auto"
+    podman = "podman"
+    local = "local"
+
+
+def _errors(fn: F) -> F:
+    """Print domain errors as one clear message on stderr and exit 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TinyForgeError as exc:
+            where = f" [{exc.field}]" if exc.field else ""
+            typer.echo(f"error{where}: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _echo_err(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    from tinyforge.errors import InvalidArgument
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f"--param {pair!r} is not KEY=VALUE", field="param")
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+@blocks_app.command("init")
+@_errors
+def init_cmd(
+    directory: Path = typer.Argument(..., help="New (or empty) directory for the block."),
+    block_type: BlockTypeName = typer.Option(..., "--type", "-t", help="Block type."),
+    name: str = typer.Option("", help="Block name (default: from the directory name)."),
+    base: str = typer.Option(
+        "", help="Base image for the Dockerfile (default: the local Debian+Python base)."
+    ),
+) -> None:
+    """Scaffold a runnable block: parameters.json, Dockerfile, main.py entrypoint, README."""
+    from tinyforge.blocks.scaffold import init_block
+
+    path = init_block(directory, block_type.value, name=name or None, base_image=base or None)
+    typer.echo(f"created {block_type.value} block in {path}")
+
+
+@blocks_app.command("setup")
+@_errors
+def setup_cmd(
+    tensorflow: bool = typer.Option(
+        False, "--tensorflow", help="Also build the TensorFlow base (learn blocks; ~1.5 GB)."
+    ),
+) -> None:
+    """Check podman and bootstrap the local base images (idempotent, cached)."""
+    from tinyforge.blocks import containers
+    from tinyforge.errors import FailedPrecondition
+    from tinyforge.workflows.podman import containers_conf, podman_unavailable_reason
+
+    reason = podman_unavailable_reason()
+    if reason:
+        raise FailedPrecondition(f"podman cannot run containers here: {reason}", field="podman")
+    typer.echo(f"podman ok (runc); CONTAINERS_CONF={containers_conf()}")
+    typer.echo(containers.ensure_busybox_image())
+    typer.echo(containers.ensure_base_image(log=_echo_err))
+    if tensorflow:
+        typer.echo(containers.ensure_tensorflow_base_image(log=_echo_err))
+
+
+@blocks_app.command("build")
+@_errors
+def build_cmd(
+    directory: Path = typer.Argument(..., help="Block directory (parameters.json + Dockerfile)."),
+    tag: str = typer.Option("latest", help="Image tag."),
+    base: str = typer.Option("", help="Local base image (BASE_IMAGE build argument)."),
+) -> None:
+    """Build the block's image with podman (--pull=never --network=none)."""
+    from tinyforge.blocks.images import build_block_image
+
+    ref = build_block_image(directory, tag=tag, base_image=base or None, log=_echo_err)
+    typer.echo(ref)
+
+
+@blocks_app.command("push")
+@_errors
+def push_cmd(
+    directory: Path = typer.Argument(..., help="Block directory."),
+    registry: str = typer.Option(..., help="Registry HOST:PORT, e.g. 127.0.0.1:5000."),
+    tag: str = typer.Option("latest", help="Image tag."),
+    base: str = typer.Option("", help="Local base image (BASE_IMAGE build argument)."),
+    build: bool = typer.Option(True, "--build/--no-build", help="Build before pushing."),
+) -> None:
+    """Build (unless --no-build) and push the block's image; prints the pushed reference.
+
+    TLS verification is off only for a loopback registry. Registering the block with the
+    platform's BlockService is not available yet: run the pushed image with `blocks run-local`.
+    """
+    from tinyforge.blocks.images import build_block_image, default_image_ref, push_block_image
+    from tinyforge.blocks.manifest import load_manifest
+
+    if build:
+        ref = build_block_image(directory, tag=tag, base_image=base or None, log=_echo_err)
+    else:
+        ref = default_image_ref(load_manifest(directory), tag)
+    typer.echo(push_block_image(ref, registry, log=_echo_err))
+
+
+@blocks_app.command("ls")
+@_errors
+def ls_cmd(
+    registry: str = typer.Option(..., help="Registry HOST:PORT to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the block images (repositories and tags) in an OCI registry.
+
+    For now this is the registry's catalogue; the org-scoped list of registered blocks comes
+    with the platform's BlockService.
+    """
+    from tinyforge.blocks.images import check_registry
+    from tinyforge.blocks.oci_registry import registry_catalog
+
+    cat = registry_catalog(check_registry(registry))
+    if as_json:
+        typer.echo(json.dumps(cat, indent=2))
+        return
+    if not cat:
+        typer.echo(f"(no repositories in {registry})")
+    for repo, tags in cat.items():
+        for t in tags or ["(no tags)"]:
+            typer.echo(f"{registry}/{repo}:{t}")
+
+
+@blocks_app.command("run-local")
+@_errors
+def run_local_cmd(
+    block: str = typer.Argument(..., help="Block directory or image reference."),
+    in_path: Path = typer.Option(..., "--in", help="Input: dir, file, X.npy, data dir, ..."),
+    out_dir: Path = typer.Option(..., "--out", help="New output directory."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Block parameter KEY=VALUE."),
+    block_type: BlockTypeName | None = typer.Option(
+        None, "--type", "-t", help="Expected block type (checked against parameters.json)."
+    ),
+    engine: EngineName = typer.Option(
+        EngineName.auto,
+        help="podman, local (info.localCommand) or auto (the image if built, else local).",
+    ),
+    epochs: int | None = typer.Option(None, help="learn blocks: training epochs."),
+    learning_rate: float | None = typer.Option(None, help="learn blocks: learning rate."),
+    memory_mb: int | None = typer.Option(None, help="Memory limit, MiB (containers)."),
+    cpus: float | None = typer.Option(None, help="CPU limit, cores (containers)."),
+    timeout: float | None = typer.Option(None, help="Time limit, seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run a block on local data exactly as the platform would (contract arguments, limits,
+    read-only input, output published only on success); streams the block's log to stderr.
+    """
+    from tinyforge.blocks.limits import BlockLimits
+    from tinyforge.blocks.run import resolve_block, run_block
+    from tinyforge.errors import InvalidArgument
+
+    resolved = resolve_block(block)
+    if block_type is not None and resolved.manifest.type != block_type.value:
+        raise InvalidArgument(
+            f"block {resolved.manifest.name!r} is a {resolved.manifest.type} block, "
+            f"not {block_type.value}",
+            field="type",
+        )
+    result = run_block(
+        resolved,
+        in_path,
+        out_dir,
+        params=_parse_params(param),
+        limits=BlockLimits(memory_mb=memory_mb, cpus=cpus, timeout_s=timeout),
+        engine=engine.value,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        log=_echo_err,
+    )
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "name": result.name,
+                    "type": result.type,
+                    "engine": result.engine,
+                    "image": result.image,
+                    "out_dir": str(result.out_dir),
+                    "files": result.files,
+                    "duration_s": round(result.duration_s, 3),
+                },
+                indent=2,
+            )
+        )
+        return
+    typer.echo(
+        f"{result.name} ({result.type}, {result.engine}) finished in {result.duration_s:.1f} s: "
+        f"{len(result.files)} file(s) in {result.out_dir}"
+    )
+
+
+@blocks_app.command("registry")
+@_errors
+def registry_cmd(
+    storage: Path = typer.Option(..., help="Directory holding the registry's data."),
+    port: int = typer.Option(5000, help="Loopback port to listen on."),
+) -> None:
+    """Serve a local OCI registry (Debian's docker-registry) on 127.0.0.1:PORT until stopped."""
+    import signal
+
+    from tinyforge.blocks.oci_registry import LocalOciRegistry
+
+    reg = LocalOciRegistry(storage, port=port).start()
+    # SIGTERM must also stop the registry child (it runs in its own session).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    typer.echo(f"registry listening on {reg.address} (storage {storage}); Ctrl-C stops it")
+    sys.stdout.flush()
+    try:
+        reg.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reg.stop()
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root app."""
+    app.add_typer(blocks_app, name="blocks")
