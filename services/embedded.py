@@ -32,6 +32,8 @@ from tinyforge.telemetry import configure_telemetry, shutdown_telemetry
 # The services served in embedded mode; adding a service is one line here.
 SERVICES = [
     "services.api",
+    "services.ingest",
+    "services.dsp",
 ]
 
 log = logging.getLogger("tinyforge.embedded")
@@ -67,6 +69,30 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def start_ingestion_http(ctx: PlatformContext) -> Any:
+    """Start the EI-compatible HTTP ingestion API on ``settings.ingestion_port`` (after
+    removing what crashed uploads left behind); returns the server (``.stop()``)."""
+    from services.ingest.http_api import IngestHttpServer
+    from services.ingest.servicer import sample_store
+    from tinyforge.errors import FailedPrecondition
+
+    store = sample_store(ctx)
+    try:
+        removed = store.cleanup_stale_uploads()
+        if removed:
+            log.warning("removed %d unfinished uploads left by a previous run", removed)
+    except Exception:
+        log.exception("cleanup of unfinished uploads failed")
+    try:
+        http = IngestHttpServer(ctx, store)
+    except OSError as exc:
+        raise FailedPrecondition(
+            f"cannot listen on {ctx.settings.grpc_host}:{ctx.settings.ingestion_port} for the "
+            f"ingestion API: {exc}", field="ingestion_port") from exc
+    http.start()
+    return http
+
+
 def run(settings: Settings, *, out: Any = sys.stdout) -> int:
     """Start the platform, block until SIGINT/SIGTERM, stop; returns the exit code."""
     stop = threading.Event()
@@ -79,6 +105,7 @@ def run(settings: Settings, *, out: Any = sys.stdout) -> int:
 
     tracer_provider = configure_telemetry("tinyforge-embedded")
     ctx = PlatformContext.create(settings, tracer_provider=tracer_provider)
+    http = None
     try:
         with ctx.db.session() as s:
             boot = ensure_defaults(s)
@@ -99,6 +126,7 @@ def run(settings: Settings, *, out: Any = sys.stdout) -> int:
             boot_secret_new = boot.admin_secret is not None
         _ = ctx.objects  # fail early on a broken object store configuration
         server = PlatformServer(ctx, load_registrars(SERVICES))
+        http = start_ingestion_http(ctx)
         server.start()
         write_client_config(
             settings.client_config_path,
@@ -111,6 +139,7 @@ def run(settings: Settings, *, out: Any = sys.stdout) -> int:
                 "database": redacted_db_url(settings.database_url),
                 "object_store": settings.object_store,
                 "services": server.service_names,
+                "ingestion_url": http.url,
                 "pid": os.getpid(),
             },
         )
@@ -119,6 +148,7 @@ def run(settings: Settings, *, out: Any = sys.stdout) -> int:
         print(f"  database:     {redacted_db_url(settings.database_url)}", file=out)
         print(f"  object store: {settings.object_store}", file=out)
         print(f"  services:     {', '.join(server.service_names)}", file=out)
+        print(f"  ingestion:    {http.url} (Edge-Impulse-compatible HTTP)", file=out)
         if boot_secret_new:
             print("", file=out)
             print("Admin API key (shown once; saved in client.json for the CLI):", file=out)
@@ -126,11 +156,14 @@ def run(settings: Settings, *, out: Any = sys.stdout) -> int:
         print(f"Client config: {settings.client_config_path}. Ctrl-C stops.", file=out, flush=True)
         stop.wait()
         print("stopping…", file=out, flush=True)
+        http.stop()
         server.stop(grace=3.0)
     except TinyForgeError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
     finally:
+        if http is not None:
+            http.stop()  # idempotent; here for the error paths
         ctx.close()
         shutdown_telemetry()
     print("stopped", file=out, flush=True)

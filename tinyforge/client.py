@@ -417,3 +417,338 @@ class TinyForgeClient:
         if last is None or last.status not in _FINISHED:
             return self.get_job(job_id)
         return last
+
+    # ------------------------------------------------------------------ data acquisition
+    STREAM_THRESHOLD = 4 << 20  # files larger than this go through UploadStream
+    STREAM_CHUNK = 1 << 20
+
+    @property
+    def ingest(self) -> Any:
+        """The IngestService stub (created on first use)."""
+        stub = self.__dict__.get("_ingest_stub")
+        if stub is None:
+            from tinyforge.v1 import ingest_service_pb2_grpc
+
+            stub = ingest_service_pb2_grpc.IngestServiceStub(self.channel)
+            self.__dict__["_ingest_stub"] = stub
+        return stub
+
+    @staticmethod
+    def upload_options(**kw: Any) -> Any:
+        """UploadOptions from keyword arguments: category ('training'|'testing'|'anomaly'|
+        'split'), label, filename, content_type, metadata (dict), bounding_boxes (list of EI
+        box dicts), structured_labels (list of {startIndex, endIndex, label}),
+        structured_labels_unit ('index'|'ms'), disallow_duplicates, add_date_id, device_name,
+        device_type, upload_source, frequency_hz."""
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        cat = kw.pop("category", None) or "training"
+        categories = {"training": ipb.SAMPLE_CATEGORY_TRAINING,
+                      "testing": ipb.SAMPLE_CATEGORY_TESTING,
+                      "anomaly": ipb.SAMPLE_CATEGORY_ANOMALY, "split": ipb.SAMPLE_CATEGORY_SPLIT}
+        if cat not in categories:
+            raise ApiError("INVALID_ARGUMENT", f"unknown category {cat!r}; expected one of "
+                           f"{', '.join(categories)}", "category")
+        boxes = [ipb.BoundingBox(**b) for b in kw.pop("bounding_boxes", None) or []]
+        ranges = [ipb.LabelRange(start=r["startIndex"], end=r["endIndex"], label=r["label"])
+                  for r in kw.pop("structured_labels", None) or []]
+        unit = {"index": ipb.RANGE_UNIT_SAMPLE_INDEX, "ms": ipb.RANGE_UNIT_MILLISECONDS}[
+            kw.pop("structured_labels_unit", "index")]
+        kw = {k: v for k, v in kw.items() if v is not None}
+        return ipb.UploadOptions(category=categories[cat], bounding_boxes=boxes,
+                                 structured_labels=ranges, structured_labels_unit=unit, **kw)
+
+    def upload_sample(self, data: bytes, filename: str, *, project_id: int | None = None,
+                      **options: Any) -> Any:
+        """Upload one file held in memory (see :meth:`upload_options`); returns the Sample."""
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        req = ipb.UploadSampleRequest(project_id=self._project(project_id), data=data,
+                                      options=self.upload_options(filename=filename, **options))
+        return self.call(self.ingest.UploadSample, req).sample
+
+    def upload_stream(self, chunks: Iterator[bytes], filename: str, *,
+                      project_id: int | None = None, size_bytes: int = 0,
+                      **options: Any) -> Any:
+        """Upload a large file from an iterator of byte chunks (client-streaming)."""
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        header = ipb.UploadStreamHeader(project_id=self._project(project_id),
+                                        options=self.upload_options(filename=filename, **options),
+                                        size_bytes=size_bytes)
+
+        def messages() -> Iterator[Any]:
+            yield ipb.UploadStreamRequest(header=header)
+            for chunk in chunks:
+                yield ipb.UploadStreamRequest(chunk=chunk)
+
+        try:
+            return self.ingest.UploadStream(messages(), metadata=self._metadata).sample
+        except grpc.RpcError as err:
+            raise ApiError.from_rpc_error(err) from None
+
+    def upload_file(self, path: Path, *, project_id: int | None = None,
+                    filename: str | None = None, **options: Any) -> Any:
+        """Upload a file from disk (streamed when larger than 4 MiB); returns the Sample."""
+        path = Path(path)
+        size = path.stat().st_size
+        name = filename or path.name
+        if size <= self.STREAM_THRESHOLD:
+            return self.upload_sample(path.read_bytes(), name, project_id=project_id, **options)
+        with open(path, "rb") as f:
+            chunks = iter(lambda: f.read(self.STREAM_CHUNK), b"")
+            return self.upload_stream(chunks, name, project_id=project_id, size_bytes=size,
+                                      **options)
+
+    def list_samples(self, project_id: int | None = None, *, category: str = "",
+                     label: str | None = None, metadata: dict[str, str] | None = None,
+                     device: str = "", search: str = "", enabled: bool | None = None,
+                     limit: int = 0) -> list[Any]:
+        """Samples of a project, oldest first, filtered (all pages, or the first ``limit``)."""
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        cats = {"": 0, "training": ipb.SAMPLE_CATEGORY_TRAINING,
+                "testing": ipb.SAMPLE_CATEGORY_TESTING, "anomaly": ipb.SAMPLE_CATEGORY_ANOMALY}
+        if category not in cats:
+            raise ApiError("INVALID_ARGUMENT", f"unknown category {category!r}", "category")
+        kw: dict[str, Any] = {}
+        if label is not None:
+            kw["label"] = label
+        if enabled is not None:
+            kw["enabled"] = enabled
+        out: list[Any] = []
+        for s in self._pages(lambda t: self.call(self.ingest.ListSamples, ipb.ListSamplesRequest(
+                project_id=self._project(project_id), category=cats[category],
+                metadata=metadata or {}, device=device, search=search, page_size=1000,
+                page_token=t, **kw)), "samples"):
+            out.append(s)
+            if limit and len(out) >= limit:
+                break
+        return out
+
+    def get_sample(self, sample_id: int, project_id: int | None = None) -> Any:
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        return self.call(self.ingest.GetSample, ipb.GetSampleRequest(
+            project_id=self._project(project_id), sample_id=sample_id)).sample
+
+    def download_sample(self, sample_id: int, project_id: int | None = None, *,
+                        canonical: bool = False) -> tuple[Any, bytes]:
+        """(Sample, its original bytes) — or its canonical ``.npz`` with ``canonical``."""
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        sample, parts = None, []
+        for msg in self.stream(self.ingest.DownloadSample, ipb.DownloadSampleRequest(
+                project_id=self._project(project_id), sample_id=sample_id, canonical=canonical)):
+            if msg.HasField("sample"):
+                sample = msg.sample
+            parts.append(msg.chunk)
+        return sample, b"".join(parts)
+
+    def update_sample(self, sample_id: int, project_id: int | None = None, *,
+                      label: str | None = None, metadata: dict[str, str] | None = None,
+                      bounding_boxes: list[dict[str, Any]] | None = None,
+                      enabled: bool | None = None, filename: str | None = None) -> Any:
+        """Change a sample's label ("" = unlabeled), metadata, boxes, enabled flag or name."""
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        req = ipb.UpdateSampleRequest(project_id=self._project(project_id), sample_id=sample_id)
+        if label is not None:
+            req.label = label
+        if metadata is not None:
+            req.set_metadata = True
+            req.metadata.update(metadata)
+        if bounding_boxes is not None:
+            req.set_bounding_boxes = True
+            req.bounding_boxes.extend(ipb.BoundingBox(**b) for b in bounding_boxes)
+        if enabled is not None:
+            req.enabled = enabled
+        if filename is not None:
+            req.filename = filename
+        return self.call(self.ingest.UpdateSample, req).sample
+
+    def move_samples(self, sample_ids: list[int], category: str,
+                     project_id: int | None = None) -> int:
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        cats = {"training": ipb.SAMPLE_CATEGORY_TRAINING, "testing": ipb.SAMPLE_CATEGORY_TESTING,
+                "anomaly": ipb.SAMPLE_CATEGORY_ANOMALY}
+        return self.call(self.ingest.MoveSamples, ipb.MoveSamplesRequest(
+            project_id=self._project(project_id), sample_ids=sample_ids,
+            category=cats.get(category, 0))).moved
+
+    def delete_samples(self, sample_ids: list[int], project_id: int | None = None) -> int:
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        return self.call(self.ingest.DeleteSamples, ipb.DeleteSamplesRequest(
+            project_id=self._project(project_id), sample_ids=sample_ids)).deleted
+
+    def rebalance_split(self, project_id: int | None = None, test_fraction: float = 0.2) -> Any:
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        return self.call(self.ingest.RebalanceSplit, ipb.RebalanceSplitRequest(
+            project_id=self._project(project_id), test_fraction=test_fraction))
+
+    def dataset_summary(self, project_id: int | None = None) -> Any:
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        return self.call(self.ingest.DatasetSummary,
+                         ipb.DatasetSummaryRequest(project_id=self._project(project_id)))
+
+    def list_devices(self, project_id: int | None = None) -> list[Any]:
+        from tinyforge.v1 import ingest_service_pb2 as ipb
+
+        return list(self.call(self.ingest.ListDevices, ipb.ListDevicesRequest(
+            project_id=self._project(project_id))).devices)
+
+    # ------------------------------------------------------------------ impulses and DSP
+    @property
+    def impulses(self) -> Any:
+        """The ImpulseService stub (created on first use)."""
+        stub = self.__dict__.get("_impulse_stub")
+        if stub is None:
+            from tinyforge.v1 import impulse_service_pb2_grpc
+
+            stub = impulse_service_pb2_grpc.ImpulseServiceStub(self.channel)
+            self.__dict__["_impulse_stub"] = stub
+        return stub
+
+    @property
+    def dsp(self) -> Any:
+        """The DspService stub (created on first use)."""
+        stub = self.__dict__.get("_dsp_stub")
+        if stub is None:
+            from tinyforge.v1 import dsp_service_pb2_grpc
+
+            stub = dsp_service_pb2_grpc.DspServiceStub(self.channel)
+            self.__dict__["_dsp_stub"] = stub
+        return stub
+
+    @staticmethod
+    def _definition(definition: str | dict[str, Any]) -> str:
+        return definition if isinstance(definition, str) else json.dumps(definition)
+
+    def create_impulse(self, name: str, definition: str | dict[str, Any], *,
+                       project_id: int | None = None) -> Any:
+        """Create an impulse (definition: the impulse JSON, or a dict); returns version 1
+        (an ``ImpulseVersion`` message)."""
+        from tinyforge.v1 import impulse_service_pb2 as ipb
+
+        return self.call(self.impulses.CreateImpulse, ipb.CreateImpulseRequest(
+            project_id=self._project(project_id), name=name,
+            definition_json=self._definition(definition))).impulse
+
+    def get_impulse(self, impulse_id: int, version: int = 0, *,
+                    project_id: int | None = None) -> Any:
+        """One version of an impulse (0 = latest)."""
+        from tinyforge.v1 import impulse_service_pb2 as ipb
+
+        return self.call(self.impulses.GetImpulse, ipb.GetImpulseRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id,
+            version=version)).impulse
+
+    def list_impulses(self, project_id: int | None = None) -> list[Any]:
+        """Latest version of every impulse of the project."""
+        from tinyforge.v1 import impulse_service_pb2 as ipb
+
+        return list(self.call(self.impulses.ListImpulses, ipb.ListImpulsesRequest(
+            project_id=self._project(project_id))).impulses)
+
+    def list_impulse_versions(self, impulse_id: int, *,
+                              project_id: int | None = None) -> list[Any]:
+        from tinyforge.v1 import impulse_service_pb2 as ipb
+
+        return list(self.call(self.impulses.ListImpulseVersions, ipb.ListImpulseVersionsRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id)).versions)
+
+    def update_impulse(self, impulse_id: int, definition: str | dict[str, Any] | None = None, *,
+                       name: str | None = None, expected_version: int = 0,
+                       project_id: int | None = None) -> Any:
+        """Store a new version; returns the response (``impulse``, ``created``)."""
+        from tinyforge.v1 import impulse_service_pb2 as ipb
+
+        req = ipb.UpdateImpulseRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id,
+            definition_json=self._definition(definition) if definition is not None else "",
+            expected_version=expected_version)
+        if name is not None:
+            req.name = name
+        return self.call(self.impulses.UpdateImpulse, req)
+
+    def diff_impulse(self, impulse_id: int, version_a: int, version_b: int = 0, *,
+                     project_id: int | None = None) -> list[Any]:
+        """Changed fields from version a to version b (0 = latest)."""
+        from tinyforge.v1 import impulse_service_pb2 as ipb
+
+        return list(self.call(self.impulses.DiffImpulseVersions, ipb.DiffImpulseVersionsRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id, version_a=version_a,
+            version_b=version_b)).changes)
+
+    def list_dsp_blocks(self) -> list[Any]:
+        """Schemas of the built-in processing blocks."""
+        from tinyforge.v1 import dsp_service_pb2 as dpb
+
+        return list(self.call(self.dsp.ListBlocks, dpb.ListBlocksRequest()).blocks)
+
+    def run_block(self, block: str, window: Any = None, *, frequency_hz: float = 0.0,
+                  axis_names: list[str] | None = None, axes: list[str] | None = None,
+                  params: dict[str, Any] | None = None, impulse_id: int = 0, version: int = 0,
+                  sample_id: int = 0, window_index: int = 0,
+                  project_id: int | None = None) -> Any:
+        """One window through a block: a numpy-like ``window`` ([T, axes] or [H, W, C]) with
+        a block type, or window ``window_index`` of sample ``sample_id`` cut by impulse
+        ``impulse_id`` with ``block`` a processing block name of it."""
+        import numpy as np
+
+        from tinyforge.v1 import dsp_service_pb2 as dpb
+
+        req = dpb.RunBlockRequest(project_id=self._project(project_id), block=block,
+                                  params_json=json.dumps(params) if params is not None else "",
+                                  axes=axes or [])
+        if window is not None:
+            arr = np.asarray(window, dtype=np.float32)
+            req.window.CopyFrom(dpb.RawWindow(values=arr.ravel().tolist(), shape=arr.shape,
+                                              axis_names=axis_names or [],
+                                              frequency_hz=frequency_hz))
+        else:
+            req.sample.CopyFrom(dpb.SampleWindow(impulse_id=impulse_id, version=version,
+                                                 sample_id=sample_id, window_index=window_index))
+        return self.call(self.dsp.RunBlock, req)
+
+    def generate_features(self, impulse_id: int, version: int = 0, *,
+                          project_id: int | None = None) -> Any:
+        """Start the feature-generation job; returns (``job_id``, ``version``)."""
+        from tinyforge.v1 import dsp_service_pb2 as dpb
+
+        return self.call(self.dsp.GenerateFeatures, dpb.GenerateFeaturesRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id, version=version))
+
+    def get_features(self, impulse_id: int, version: int = 0, *,
+                     project_id: int | None = None) -> Any:
+        from tinyforge.v1 import dsp_service_pb2 as dpb
+
+        return self.call(self.dsp.GetFeatures, dpb.GetFeaturesRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id, version=version))
+
+    def feature_explorer(self, impulse_id: int, version: int = 0, *, block: str = "",
+                         method: str = "pca", max_points: int = 0, png: bool = False,
+                         project_id: int | None = None) -> Any:
+        """2-D projection (``pca`` | ``tsne``) of generated features; PNG with ``png``."""
+        from tinyforge.v1 import dsp_service_pb2 as dpb
+
+        methods = {"pca": dpb.PROJECTION_METHOD_PCA, "tsne": dpb.PROJECTION_METHOD_TSNE}
+        if method not in methods:
+            raise ApiError("INVALID_ARGUMENT", f"method must be pca or tsne, got {method!r}",
+                           "method")
+        return self.call(self.dsp.FeatureExplorer, dpb.FeatureExplorerRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id, version=version,
+            block=block, method=methods[method], max_points=max_points, include_png=png),
+            timeout=max(self.timeout, 300.0))
+
+    def autotune_block(self, impulse_id: int, block: str, version: int = 0, *,
+                       max_windows: int = 0, project_id: int | None = None) -> Any:
+        from tinyforge.v1 import dsp_service_pb2 as dpb
+
+        return self.call(self.dsp.AutotuneBlock, dpb.AutotuneBlockRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id, version=version,
+            block=block, max_windows=max_windows), timeout=max(self.timeout, 300.0))

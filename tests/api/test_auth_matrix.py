@@ -25,10 +25,14 @@ from tinyforge.v1 import (
 from tinyforge.v1 import (
     api_key_service_pb2_grpc,
     common_pb2,
+    ingest_service_pb2_grpc,
     job_service_pb2_grpc,
     member_service_pb2_grpc,
     organization_service_pb2_grpc,
     project_service_pb2_grpc,
+)
+from tinyforge.v1 import (
+    ingest_service_pb2 as ib,
 )
 from tinyforge.v1 import (
     job_service_pb2 as jb,
@@ -77,6 +81,16 @@ class World:
             )
             return key.id
 
+    def sample(self, project_id: int) -> int:
+        """A stored sample in ``project_id`` (uploaded through the domain, not the API)."""
+        from tinyforge.data.samples import SampleStore, UploadOptions
+
+        store = SampleStore(self.platform.ctx.db, self.platform.ctx.objects)
+        data = (b'{"protected":{"ver":"v1","alg":"none"},"signature":"","payload":{'
+                b'"device_type":"T","interval_ms":1,"sensors":[{"name":"x","units":"g"}],'
+                b'"values":[[%d]]}}' % next(_n))
+        return store.ingest_bytes(project_id, data, UploadOptions(filename="m.json")).id
+
     def job(self, project_id: int, status: JobStatus) -> int:
         with self.platform.ctx.db.session() as s:
             job = Job(project_id=project_id, kind="matrix", status=status)
@@ -97,6 +111,7 @@ def world(platform: Any) -> World:
         "ApiKeyService": api_key_service_pb2_grpc.ApiKeyServiceStub(channel),
         "MemberService": member_service_pb2_grpc.MemberServiceStub(channel),
         "JobService": job_service_pb2_grpc.JobServiceStub(channel),
+        "IngestService": ingest_service_pb2_grpc.IngestServiceStub(channel),
     }
     keys: dict[str, str | None] = {
         "admin": a.admin_key,
@@ -184,7 +199,47 @@ CASES = [
     Case("WatchJob", "JobService/WatchJob",
          lambda w, p: jb.WatchJobRequest(job_id=w.job(p, JobStatus.SUCCEEDED)),
          (OK, OK, OK, OK, PD), True),
+    Case("UploadSample", "IngestService/UploadSample",
+         lambda w, p: ib.UploadSampleRequest(project_id=p, data=_acq(),
+                                             options=ib.UploadOptions(filename="m.json")),
+         (OK, OK, PD, OK, PD), True),
+    Case("UploadStream", "IngestService/UploadStream",
+         lambda w, p: iter([ib.UploadStreamRequest(header=ib.UploadStreamHeader(
+             project_id=p, options=ib.UploadOptions(filename="m.json"))),
+             ib.UploadStreamRequest(chunk=_acq())]),
+         (OK, OK, PD, OK, PD), True),
+    Case("ListSamples", "IngestService/ListSamples",
+         lambda w, p: ib.ListSamplesRequest(project_id=p), (OK, OK, OK, OK, PD), True),
+    Case("GetSample", "IngestService/GetSample",
+         lambda w, p: ib.GetSampleRequest(project_id=p, sample_id=w.sample(p)),
+         (OK, OK, OK, OK, PD), True),
+    Case("DownloadSample", "IngestService/DownloadSample",
+         lambda w, p: ib.DownloadSampleRequest(project_id=p, sample_id=w.sample(p)),
+         (OK, OK, OK, OK, PD), True),
+    Case("UpdateSample", "IngestService/UpdateSample",
+         lambda w, p: ib.UpdateSampleRequest(project_id=p, sample_id=w.sample(p), label="l"),
+         (OK, OK, PD, OK, PD), True),
+    Case("MoveSamples", "IngestService/MoveSamples",
+         lambda w, p: ib.MoveSamplesRequest(project_id=p, sample_ids=[w.sample(p)],
+                                            category=ib.SAMPLE_CATEGORY_TESTING),
+         (OK, OK, PD, OK, PD), True),
+    Case("DeleteSamples", "IngestService/DeleteSamples",
+         lambda w, p: ib.DeleteSamplesRequest(project_id=p, sample_ids=[w.sample(p)]),
+         (OK, OK, PD, OK, PD), True),
+    Case("RebalanceSplit", "IngestService/RebalanceSplit",
+         lambda w, p: ib.RebalanceSplitRequest(project_id=p), (OK, OK, PD, OK, PD), True),
+    Case("DatasetSummary", "IngestService/DatasetSummary",
+         lambda w, p: ib.DatasetSummaryRequest(project_id=p), (OK, OK, OK, OK, PD), True),
+    Case("ListDevices", "IngestService/ListDevices",
+         lambda w, p: ib.ListDevicesRequest(project_id=p), (OK, OK, OK, OK, PD), True),
 ]  # fmt: skip
+
+
+def _acq() -> bytes:
+    """A tiny unsigned acquisition envelope, different each time (no duplicate content)."""
+    return (b'{"protected":{"ver":"v1","alg":"none"},"signature":"","payload":{'
+            b'"device_type":"T","interval_ms":1,"sensors":[{"name":"x","units":"g"}],'
+            b'"values":[[%d]]}}' % next(_n))
 
 
 def call(world: World, method: str, request: Any, key: str | None) -> tuple[str, Any]:
@@ -194,7 +249,7 @@ def call(world: World, method: str, request: Any, key: str | None) -> tuple[str,
     metadata = (("x-api-key", key),) if key is not None else ()
     try:
         response = fn(request, metadata=metadata, timeout=10)
-        if name == "WatchJob":
+        if name in ("WatchJob", "DownloadSample"):
             response = list(response)
         return "OK", response
     except grpc.RpcError as err:

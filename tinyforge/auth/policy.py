@@ -105,6 +105,34 @@ POLICY: dict[str, Rule] = {
     _m("JobService", "ListJobs"): Rule(G, Scope.PROJECT, "project_id"),
     _m("JobService", "CancelJob"): Rule(M, Scope.JOB, "job_id", mutating=True),
     _m("JobService", "WatchJob"): Rule(G, Scope.JOB, "job_id"),
+    # IngestService (data acquisition): members write samples, guests read them.
+    # UploadStream authorizes its header message (services.common.auth.authorize_request).
+    _m("IngestService", "UploadSample"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("IngestService", "UploadStream"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("IngestService", "ListSamples"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("IngestService", "GetSample"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("IngestService", "DownloadSample"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("IngestService", "UpdateSample"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("IngestService", "MoveSamples"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("IngestService", "DeleteSamples"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("IngestService", "RebalanceSplit"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("IngestService", "DatasetSummary"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("IngestService", "ListDevices"): Rule(G, Scope.PROJECT, "project_id"),
+    # ImpulseService: members design impulses, guests read them.
+    _m("ImpulseService", "CreateImpulse"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("ImpulseService", "GetImpulse"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("ImpulseService", "ListImpulses"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("ImpulseService", "ListImpulseVersions"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("ImpulseService", "UpdateImpulse"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("ImpulseService", "DiffImpulseVersions"): Rule(G, Scope.PROJECT, "project_id"),
+    # DspService: block schemas are public to any key; RunBlock only computes (guests may);
+    # generating features writes (members); reading features is for guests.
+    _m("DspService", "ListBlocks"): Rule(G, Scope.AUTHENTICATED, project_keys=True),
+    _m("DspService", "RunBlock"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("DspService", "GenerateFeatures"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("DspService", "GetFeatures"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("DspService", "FeatureExplorer"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("DspService", "AutotuneBlock"): Rule(M, Scope.PROJECT, "project_id"),
 }
 
 Resolver = Callable[[Session, Any, Rule, Principal], Target]

@@ -27,6 +27,9 @@ def up(
     ),
     port: int = typer.Option(None, "--port", help="gRPC port (default 4800)."),
     host: str = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
+    ingestion_port: int = typer.Option(
+        None, "--ingestion-port", help="Edge-Impulse-compatible HTTP ingestion port (default 4810)."
+    ),
 ) -> None:
     """Start every TinyForge service locally (SQLite + local objects); Ctrl-C stops it."""
     env = dict(os.environ)
@@ -36,6 +39,8 @@ def up(
         env["TINYFORGE_GRPC_PORT"] = str(port)
     if host is not None:
         env["TINYFORGE_GRPC_HOST"] = host
+    if ingestion_port is not None:
+        env["TINYFORGE_INGESTION_PORT"] = str(ingestion_port)
     # The servers live in services/, which the library never imports: replace this process
     # with the embedded server so signals (Ctrl-C, SIGTERM) reach it directly.
     sys.stdout.flush()

@@ -258,3 +258,66 @@ class Device(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sample_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Impulse(Base):
+    """A named impulse of a project; its definitions live in :class:`ImpulseVersion` rows.
+
+    ``latest_version`` is the highest version number; every change adds a version, old versions
+    stay readable (models record the version they were trained from).
+    """
+
+    __tablename__ = "impulses"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ImpulseVersion(Base):
+    """One immutable version of an impulse: its canonical JSON definition
+    (:meth:`tinyforge.impulse.Impulse.to_json`)."""
+
+    __tablename__ = "impulse_versions"
+    __table_args__ = (UniqueConstraint("impulse_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    impulse_id: Mapped[int] = mapped_column(
+        ForeignKey("impulses.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[str] = mapped_column(Text)
+    created_by_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FeatureSet(Base):
+    """The published features of one processing block of one impulse version.
+
+    Points at the manifest object (the only way readers find the feature files); replaced in
+    place when features are generated again for the same impulse version.
+    """
+
+    __tablename__ = "feature_sets"
+    __table_args__ = (UniqueConstraint("impulse_id", "version", "block"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    impulse_id: Mapped[int] = mapped_column(ForeignKey("impulses.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    block: Mapped[str] = mapped_column(String(64))
+    block_hash: Mapped[str] = mapped_column(String(64))
+    manifest_key: Mapped[str] = mapped_column(String(512))
+    windows: Mapped[int] = mapped_column(Integer, default=0)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    feature_shape: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

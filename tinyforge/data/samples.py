@@ -1,0 +1,598 @@
+"""Samples of a project: ingest (validate + parse + store, all-or-nothing), query and edit.
+
+Ingesting one sample:
+
+1. the options (category, label, file name, metadata, boxes, structured labels) are checked;
+2. the upload is parsed into its canonical form (:func:`tinyforge.data.formats.parse_upload`);
+3. a ``pending`` row reserves the sample id (pending rows are invisible to every query);
+4. the original bytes go to ``projects/{project_id}/raw/{sample_id}/original`` and the
+   canonical ``.npz`` (time series and audio) to ``.../canonical.npz``;
+5. one transaction marks the row ``ready``, checks duplicates (when asked) and counts the
+   sample in the device registry.
+
+Any error after step 3 deletes the objects and the row, so a failed upload leaves nothing.
+A process killed in the middle leaves a pending row and maybe objects; those are removed by
+:func:`cleanup_stale_uploads` (run at service start and periodically).
+
+Streamed uploads (:func:`ingest_stream`) write the bytes straight into the object store with
+the size limit enforced on the way (nothing is visible until complete), then parse them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from tinyforge.accounts.projects import get_project
+from tinyforge.data.canonical import ParsedSample, content_sha256
+from tinyforge.data.formats import parse_upload
+from tinyforge.data.labels import (
+    BoundingBox,
+    Category,
+    LabelRange,
+    check_boxes_in_image,
+    parse_bounding_boxes,
+    resolve_structured_labels,
+    validate_category,
+    validate_filename,
+    validate_label,
+    validate_metadata,
+)
+from tinyforge.data.splits import DEFAULT_TEST_FRACTION, split_for_hash
+from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound
+from tinyforge.store.db import Database
+from tinyforge.store.models import Device, Project, Sample
+from tinyforge.store.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+PENDING, READY = "pending", "ready"
+STORED_CATEGORIES = ("training", "testing", "anomaly")
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+STALE_PENDING_S = 3600.0  # a pending row older than this belongs to a dead upload
+
+# SQLite: pysqlite opens a transaction only at the first write, so "read, then write" in one
+# session is not atomic across threads. Duplicate checks and device counters need that, so
+# the (short) finishing transactions of one process are serialised.
+_finish_lock = threading.Lock()
+
+
+def raw_prefix(project_id: int, sample_id: int) -> str:
+    """Object-store prefix holding every object of a sample."""
+    return f"projects/{project_id}/raw/{sample_id}/"
+
+
+def raw_key(project_id: int, sample_id: int) -> str:
+    """Key of the original upload, byte for byte."""
+    return raw_prefix(project_id, sample_id) + "original"
+
+
+def canonical_key(project_id: int, sample_id: int) -> str:
+    """Key of the canonical ``.npz`` (float32 [T, axes] + interval; time series/audio only)."""
+    return raw_prefix(project_id, sample_id) + "canonical.npz"
+
+
+@dataclass
+class UploadOptions:
+    """How to store one upload. Strings come straight from the client and are checked here.
+
+    category: training | testing | anomaly | split (split = by content hash, ~80/20).
+    label: single label (None = unlabeled). filename: bare name (no path, no ``..``).
+    bounding_boxes: EI box dicts or BoundingBox (images only, pixels).
+    structured_labels: ranges, in ``structured_unit`` (ms or sample index).
+    frequency_hz: sampling rate of CSV files without a timestamp column.
+    """
+
+    category: str = "training"
+    label: str | None = None
+    filename: str = "sample"
+    content_type: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    bounding_boxes: list[Any] = field(default_factory=list)
+    structured_labels: list[LabelRange] = field(default_factory=list)
+    structured_unit: Literal["ms", "index"] = "ms"
+    disallow_duplicates: bool = False
+    add_date_id: bool = False
+    device_name: str = ""
+    device_type: str = ""
+    upload_source: str = ""
+    frequency_hz: float | None = None
+    test_fraction: float = DEFAULT_TEST_FRACTION
+
+
+@dataclass
+class _Checked:
+    category: Category
+    label: str | None
+    filename: str
+    metadata: dict[str, str]
+    boxes: list[BoundingBox]
+
+
+def _short(value: str, limit: int, field: str) -> str:
+    value = (value or "").strip()
+    if len(value) > limit:
+        raise InvalidArgument(f"{field} is {len(value)} characters, the limit is {limit}",
+                              field=field)
+    return value
+
+
+def check_options(opts: UploadOptions) -> _Checked:
+    """Validate everything about an upload that does not need its bytes."""
+    category = validate_category(opts.category)
+    label = validate_label(opts.label) if opts.label is not None else None
+    filename = validate_filename(opts.filename)
+    if opts.add_date_id:
+        stem, dot, ext = filename.rpartition(".")
+        uid = base64.b32encode(uuid.uuid4().bytes[:5]).decode().lower()
+        filename = validate_filename(f"{stem}.{uid}.{ext}" if dot and stem else f"{filename}.{uid}")
+    metadata = validate_metadata(opts.metadata)
+    boxes = [b if isinstance(b, BoundingBox) else None for b in opts.bounding_boxes]
+    if any(b is None for b in boxes):
+        boxes = parse_bounding_boxes(opts.bounding_boxes)
+    _short(opts.device_name, 256, "device_name")
+    _short(opts.device_type, 256, "device_type")
+    _short(opts.upload_source, 128, "upload_source")
+    return _Checked(category, label, filename, metadata, boxes)  # type: ignore[arg-type]
+
+
+def _derive(parsed: ParsedSample, chk: _Checked, opts: UploadOptions) -> dict[str, Any]:
+    """Row fields that come from the parsed content (and checks that need it)."""
+    fields: dict[str, Any] = {
+        "kind": str(parsed.kind), "format": str(parsed.format),
+        "content_type": parsed.content_type, "signed": parsed.signed,
+        "duration_ms": float(parsed.duration_ms),
+    }
+    boxes: list[dict[str, Any]] = []
+    if chk.boxes:
+        if parsed.image is None:
+            raise InvalidArgument("bounding boxes are only allowed on images",
+                                  field="bounding_boxes")
+        boxes = [b.to_ei() for b in check_boxes_in_image(chk.boxes, parsed.image.width,
+                                                         parsed.image.height)]
+    fields["bounding_boxes"] = boxes
+    structured = list(parsed.structured_labels)
+    if opts.structured_labels:
+        if parsed.series is None:
+            raise InvalidArgument("structured labels are only allowed on time series",
+                                  field="structured_labels")
+        structured = resolve_structured_labels(
+            opts.structured_labels, length=parsed.series.length,
+            interval_ms=parsed.series.interval_ms, unit=opts.structured_unit)
+    fields["structured_labels"] = [s.to_ei() for s in structured]
+    if parsed.series is not None:
+        s = parsed.series
+        fields.update(interval_ms=float(s.interval_ms), length=s.length,
+                      axes=[{"name": a, "units": u} for a, u in zip(s.axes, s.units, strict=True)])
+    if parsed.image is not None:
+        fields.update(width=parsed.image.width, height=parsed.image.height)
+    fields["device_name"] = _short(opts.device_name or parsed.device_name or "", 256,
+                                   "device_name")
+    fields["device_type"] = _short(opts.device_type or parsed.device_type or "", 256,
+                                   "device_type")
+    return fields
+
+
+class SampleStore:
+    """Domain operations on samples over one metadata DB and one object store."""
+
+    def __init__(self, db: Database, objects: ObjectStore, *,
+                 max_upload_bytes: int = 100 * 1024 * 1024) -> None:
+        self.db = db
+        self.objects = objects
+        self.max_upload_bytes = max_upload_bytes
+
+    # ------------------------------------------------------------------ ingest
+    def _project(self, project_id: int) -> tuple[str, bool]:
+        with self.db.session() as s:
+            p = get_project(s, project_id)
+            return p.hmac_key, p.allow_unsigned_data
+
+    def _parse(self, data: bytes, opts: UploadOptions, project_id: int) -> ParsedSample:
+        hmac_key, allow_unsigned = self._project(project_id)
+        return parse_upload(data, opts.filename, opts.content_type, hmac_key=hmac_key or None,
+                            allow_unsigned=allow_unsigned, frequency_hz=opts.frequency_hz,
+                            max_bytes=self.max_upload_bytes)
+
+    def _check_duplicate(self, s: Session, project_id: int, sha: str, exclude: int) -> None:
+        dup = s.scalar(select(Sample.id).where(
+            Sample.project_id == project_id, Sample.sha256 == sha, Sample.state == READY,
+            Sample.id != exclude).limit(1))
+        if dup is not None:
+            raise AlreadyExists(f"a sample with the same content (sha256 {sha[:12]}…) already "
+                                f"exists: sample {dup}", field="data")
+
+    def _reserve(self, project_id: int, chk: _Checked, opts: UploadOptions) -> int:
+        with self.db.session() as s:
+            row = Sample(project_id=project_id, state=PENDING, filename=chk.filename,
+                         category="training", upload_source=opts.upload_source.strip())
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def _discard(self, project_id: int, sample_id: int) -> None:
+        """Remove the objects and the pending row of a failed upload (never raises)."""
+        try:
+            self.objects.delete_prefix(raw_prefix(project_id, sample_id))
+        except Exception:
+            log.exception("could not delete the objects of failed upload %s", sample_id)
+        try:
+            with self.db.session() as s:
+                row = s.get(Sample, sample_id)
+                if row is not None and row.state == PENDING:
+                    s.delete(row)
+        except Exception:
+            log.exception("could not delete the pending row of failed upload %s", sample_id)
+
+    def _finish(self, project_id: int, sample_id: int, chk: _Checked, opts: UploadOptions,
+                parsed: ParsedSample, sha: str, size: int) -> Sample:
+        fields = _derive(parsed, chk, opts)
+        if parsed.series is not None:
+            data = parsed.canonical_bytes()
+            assert data is not None
+            self.objects.put_bytes(canonical_key(project_id, sample_id), data,
+                                   content_type="application/x-tinyforge-series+npz",
+                                   overwrite=True)
+            fields["canonical_key"] = canonical_key(project_id, sample_id)
+        category = chk.category.value
+        if chk.category is Category.SPLIT:
+            category = split_for_hash(sha, opts.test_fraction)
+        with _finish_lock, self.db.session() as s:
+            if opts.disallow_duplicates:
+                self._check_duplicate(s, project_id, sha, sample_id)
+            row = s.get(Sample, sample_id)
+            if row is None:
+                raise NotFound(f"sample {sample_id} vanished during its upload", field="sample_id")
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.category, row.label, row.filename = category, chk.label, chk.filename
+            row.sample_metadata = chk.metadata
+            row.sha256, row.size_bytes = sha, size
+            row.raw_key = raw_key(project_id, sample_id)
+            row.state = READY
+            row.created_at = datetime.now(UTC)
+            name = row.device_name or row.device_type
+            if name:
+                _touch_device(s, project_id, name[:256], row.device_type)
+            s.flush()
+            s.expunge(row)
+            return row
+
+    def ingest_bytes(self, project_id: int, data: bytes, opts: UploadOptions) -> Sample:
+        """Validate, parse and store one upload held in memory; returns the stored row.
+
+        Raises InvalidArgument (bad options or content), ResourceExhausted (over the size
+        limit), AlreadyExists (duplicate content with ``disallow_duplicates``), NotFound
+        (unknown project). On any error nothing is stored.
+        """
+        chk = check_options(opts)
+        parsed = self._parse(data, opts, project_id)
+        sha = content_sha256(data)
+        _derive(parsed, chk, opts)  # box/label checks before anything is written
+        if opts.disallow_duplicates:
+            with self.db.session() as s:
+                self._check_duplicate(s, project_id, sha, 0)
+        sample_id = self._reserve(project_id, chk, opts)
+        try:
+            info = self.objects.put_bytes(raw_key(project_id, sample_id), data,
+                                          content_type=parsed.content_type, overwrite=True)
+            return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size)
+        except BaseException:
+            self._discard(project_id, sample_id)
+            raise
+
+    def ingest_stream(self, project_id: int, chunks: Iterable[bytes],
+                      opts: UploadOptions) -> Sample:
+        """Like :meth:`ingest_bytes` for a large upload arriving in chunks.
+
+        The chunks are written through ``ObjectStore.put_stream`` (constant memory, the size
+        limit enforced while streaming, invisible until complete), then read back and parsed.
+        If the source raises (client gone) or anything fails, nothing is left behind.
+        """
+        chk = check_options(opts)
+        self._project(project_id)  # NotFound before anything is written
+        sample_id = self._reserve(project_id, chk, opts)
+        key = raw_key(project_id, sample_id)
+        try:
+            info = self.objects.put_stream(key, chunks, max_bytes=self.max_upload_bytes,
+                                           overwrite=True)
+            data = self.objects.get_bytes(key)
+            parsed = self._parse(data, opts, project_id)
+            del data
+            return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size)
+        except BaseException:
+            self._discard(project_id, sample_id)
+            raise
+
+    def ingest_file(self, project_id: int, path: Path, opts: UploadOptions) -> Sample:
+        """Ingest a file from disk (CLI/importers running next to the platform)."""
+        with open(path, "rb") as f:
+            return self.ingest_stream(project_id, iter(lambda: f.read(1 << 20), b""), opts)
+
+    # ------------------------------------------------------------------ queries
+    def get(self, project_id: int, sample_id: int) -> Sample:
+        """A ready sample of the project (NotFound otherwise, also for other projects)."""
+        with self.db.session() as s:
+            row = s.get(Sample, sample_id) if sample_id > 0 else None
+            if row is None or row.project_id != project_id or row.state != READY:
+                raise NotFound(f"sample {sample_id} does not exist in project {project_id}",
+                               field="sample_id")
+            s.expunge(row)
+            return row
+
+    def list(self, project_id: int, *, category: str = "", label: str | None = None,
+             metadata: dict[str, str] | None = None, device: str = "", search: str = "",
+             enabled: bool | None = None, page_size: int = 0,
+             page_token: str = "") -> tuple[list[Sample], str, int]:
+        """Ready samples of a project, oldest first, filtered; returns (page, next token,
+        total matching). ``label=""`` selects unlabeled samples; ``search`` is a
+        case-insensitive substring of the file name; ``metadata`` must all match."""
+        if page_size < 0 or page_size > MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be 0..{MAX_PAGE_SIZE}", field="page_size")
+        size = page_size or DEFAULT_PAGE_SIZE
+        after = 0
+        if page_token:
+            try:
+                after = int(page_token)
+            except ValueError:
+                raise InvalidArgument("page_token is not one this API returned",
+                                      field="page_token") from None
+        conds = [Sample.project_id == project_id, Sample.state == READY]
+        if category:
+            if category not in STORED_CATEGORIES:
+                raise InvalidArgument(f"category must be one of {', '.join(STORED_CATEGORIES)}",
+                                      field="category")
+            conds.append(Sample.category == category)
+        if label is not None:
+            conds.append(Sample.label.is_(None) if label == "" else Sample.label == label)
+        if device:
+            conds.append(or_(Sample.device_name == device, Sample.device_type == device))
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conds.append(Sample.filename.ilike(pattern + "%", escape="\\"))
+        if enabled is not None:
+            conds.append(Sample.enabled == enabled)
+        with self.db.session() as s:
+            rows = list(s.scalars(select(Sample).where(*conds).order_by(Sample.id)))
+            # metadata filters run in Python: JSON operators differ between SQLite and Postgres
+            for k, v in (metadata or {}).items():
+                rows = [r for r in rows if (r.sample_metadata or {}).get(k) == v]
+            total = len(rows)
+            page = [r for r in rows if r.id > after][:size]
+            for r in page:
+                s.expunge(r)
+        more = len([r for r in rows if r.id > after]) > size
+        return page, (str(page[-1].id) if more and page else ""), total
+
+    def iter_all(self, project_id: int, **filters: Any) -> Iterator[Sample]:
+        """Every matching sample, page by page."""
+        token = ""
+        while True:
+            page, token, _ = self.list(project_id, page_size=MAX_PAGE_SIZE, page_token=token,
+                                       **filters)
+            yield from page
+            if not token:
+                return
+
+    def download(self, project_id: int, sample_id: int, *, canonical: bool = False,
+                 chunk_size: int = 1 << 20) -> tuple[Sample, Iterator[bytes]]:
+        """The sample and an iterator over its original bytes (or its canonical ``.npz``)."""
+        row = self.get(project_id, sample_id)
+        key = row.raw_key
+        if canonical:
+            if not row.canonical_key:
+                raise NotFound(f"sample {sample_id} ({row.kind}) has no canonical array; its "
+                               "original file is its canonical form", field="canonical")
+            key = row.canonical_key
+        return row, self.objects.iter_chunks(key, chunk_size)
+
+    # ------------------------------------------------------------------ edits
+    def update(self, project_id: int, sample_id: int, *, label: str | None = None,
+               clear_label: bool = False, metadata: dict[str, Any] | None = None,
+               bounding_boxes: list[Any] | None = None,
+               structured_labels: list[LabelRange] | None = None,
+               structured_unit: Literal["ms", "index"] = "index",
+               enabled: bool | None = None, filename: str | None = None) -> Sample:
+        """Change the labels / metadata / enabled flag of one sample (None = unchanged)."""
+        new_label = validate_label(label) if label is not None else None
+        meta = validate_metadata(metadata) if metadata is not None else None
+        boxes = parse_bounding_boxes(bounding_boxes) if bounding_boxes is not None else None
+        name = validate_filename(filename) if filename is not None else None
+        with self.db.session() as s:
+            row = s.get(Sample, sample_id) if sample_id > 0 else None
+            if row is None or row.project_id != project_id or row.state != READY:
+                raise NotFound(f"sample {sample_id} does not exist in project {project_id}",
+                               field="sample_id")
+            if clear_label:
+                row.label = None
+            elif new_label is not None:
+                row.label = new_label
+            if meta is not None:
+                row.sample_metadata = meta
+            if boxes is not None:
+                if row.kind != "image":
+                    raise InvalidArgument("bounding boxes are only allowed on images",
+                                          field="bounding_boxes")
+                row.bounding_boxes = [b.to_ei() for b in
+                                      check_boxes_in_image(boxes, row.width, row.height)]
+            if structured_labels is not None:
+                if row.kind == "image":
+                    raise InvalidArgument("structured labels are only allowed on time series",
+                                          field="structured_labels")
+                if structured_labels:
+                    resolved = resolve_structured_labels(
+                        structured_labels, length=row.length, interval_ms=row.interval_ms,
+                        unit=structured_unit)
+                    row.structured_labels = [r.to_ei() for r in resolved]
+                else:
+                    row.structured_labels = []
+            if enabled is not None:
+                row.enabled = enabled
+            if name is not None:
+                row.filename = name
+            s.flush()
+            s.expunge(row)
+            return row
+
+    def move(self, project_id: int, sample_ids: list[int], category: str) -> int:
+        """Move samples to training/testing/anomaly; all ids must exist. Returns the count."""
+        if category not in STORED_CATEGORIES:
+            raise InvalidArgument(f"category must be one of {', '.join(STORED_CATEGORIES)}",
+                                  field="category")
+        with self.db.session() as s:
+            rows = self._rows(s, project_id, sample_ids)
+            for r in rows:
+                r.category = category
+            return len(rows)
+
+    def _rows(self, s: Session, project_id: int, sample_ids: list[int]) -> list[Sample]:
+        ids = sorted(set(sample_ids))
+        if not ids:
+            raise InvalidArgument("sample_ids is empty", field="sample_ids")
+        rows = list(s.scalars(select(Sample).where(
+            Sample.id.in_(ids), Sample.project_id == project_id, Sample.state == READY)))
+        missing = sorted(set(ids) - {r.id for r in rows})
+        if missing:
+            raise NotFound(f"samples {missing[:10]} do not exist in project {project_id}",
+                           field="sample_ids")
+        return rows
+
+    def delete(self, project_id: int, sample_ids: list[int]) -> int:
+        """Delete samples (rows first, then their objects). Returns the count."""
+        with _finish_lock, self.db.session() as s:
+            rows = self._rows(s, project_id, sample_ids)
+            for r in rows:
+                name = r.device_name or r.device_type
+                if name:
+                    dev = s.scalar(select(Device).where(Device.project_id == project_id,
+                                                        Device.name == name[:256]))
+                    if dev is not None:
+                        dev.sample_count = max(0, dev.sample_count - 1)
+                s.delete(r)
+            ids = [r.id for r in rows]
+        for sid in ids:  # rows are gone: unreferenced objects are garbage, never half samples
+            try:
+                self.objects.delete_prefix(raw_prefix(project_id, sid))
+            except Exception:
+                log.exception("could not delete the objects of sample %s", sid)
+        return len(ids)
+
+    def rebalance(self, project_id: int, test_fraction: float = DEFAULT_TEST_FRACTION
+                  ) -> tuple[int, int, int]:
+        """Reassign every training/testing sample by content hash (anomaly untouched).
+
+        Deterministic and stable: a sample's side depends only on its own bytes, so adding
+        data never moves old samples. Returns (moved, training, testing)."""
+        moved = train = test = 0
+        with self.db.session() as s:
+            rows = s.scalars(select(Sample).where(
+                Sample.project_id == project_id, Sample.state == READY,
+                Sample.category.in_(["training", "testing"])))
+            for r in rows:
+                side = split_for_hash(r.sha256, test_fraction)
+                if side != r.category:
+                    r.category = side
+                    moved += 1
+                if side == "testing":
+                    test += 1
+                else:
+                    train += 1
+        return moved, train, test
+
+    def summary(self, project_id: int) -> dict[str, Any]:
+        """Counts and total duration (ms) per category and per (category, label)."""
+        with self.db.session() as s:
+            get_project(s, project_id)
+            rows = s.execute(
+                select(Sample.category, Sample.label, func.count(Sample.id),
+                       func.coalesce(func.sum(Sample.duration_ms), 0.0))
+                .where(Sample.project_id == project_id, Sample.state == READY)
+                .group_by(Sample.category, Sample.label)).all()
+        per_label = [{"category": c, "label": lab or "", "count": int(n), "duration_ms": float(d)}
+                     for c, lab, n, d in sorted(rows, key=lambda r: (r[0], r[1] or ""))]
+        per_cat: dict[str, dict[str, float]] = {}
+        for e in per_label:
+            agg = per_cat.setdefault(e["category"], {"count": 0, "duration_ms": 0.0})
+            agg["count"] += e["count"]
+            agg["duration_ms"] += e["duration_ms"]
+        return {
+            "total_count": sum(e["count"] for e in per_label),
+            "total_duration_ms": sum(e["duration_ms"] for e in per_label),
+            "categories": [{"category": c, **v} for c, v in sorted(per_cat.items())],
+            "labels": per_label,
+        }
+
+    def devices(self, project_id: int) -> list[Device]:
+        """Devices that sent data to the project, most recently seen first."""
+        with self.db.session() as s:
+            get_project(s, project_id)
+            rows = list(s.scalars(select(Device).where(Device.project_id == project_id)
+                                  .order_by(Device.last_seen.desc(), Device.id)))
+            for r in rows:
+                s.expunge(r)
+            return rows
+
+    # ------------------------------------------------------------------ cleanup
+    def cleanup_stale_uploads(self, older_than_s: float = STALE_PENDING_S) -> int:
+        """Remove uploads that never finished: pending rows older than ``older_than_s`` (and
+        their objects), and sample objects of any project that no row references. Returns
+        the number of samples' objects removed."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        with self.db.session() as s:
+            stale = list(s.execute(select(Sample.id, Sample.project_id).where(
+                Sample.state == PENDING, Sample.created_at < cutoff)))
+            live = {(pid, sid) for sid, pid in s.execute(select(Sample.id, Sample.project_id))}
+            # ids above this were reserved after the snapshot: uploads in progress, not orphans
+            max_id = s.scalar(select(func.max(Sample.id))) or 0
+            project_ids = list(s.scalars(select(Project.id)))
+        removed = 0
+        for sid, pid in stale:
+            self._discard(pid, sid)
+            live.discard((pid, sid))
+            removed += 1
+        # Objects without any row: an upload whose row was removed but whose objects were not.
+        orphans: set[tuple[int, int]] = set()
+        for pid in project_ids:
+            for info in self.objects.list(f"projects/{pid}/raw/"):
+                part = info.key.split("/")[3]
+                if part.isdigit() and int(part) <= max_id and (pid, int(part)) not in live:
+                    orphans.add((pid, int(part)))
+        for pid, sid in orphans:
+            with contextlib.suppress(Exception):
+                self.objects.delete_prefix(raw_prefix(pid, sid))
+                removed += 1
+        return removed
+
+
+def _touch_device(s: Session, project_id: int, name: str, device_type: str) -> None:
+    now = datetime.now(UTC)
+    dev = s.scalar(select(Device).where(Device.project_id == project_id, Device.name == name))
+    if dev is None:
+        s.add(Device(project_id=project_id, name=name, device_type=device_type,
+                     first_seen=now, last_seen=now, sample_count=1))
+    else:
+        dev.last_seen = now
+        dev.sample_count += 1
+        if device_type:
+            dev.device_type = device_type
+
+
+def project_exists(db: Database, project_id: int) -> Project:
+    """The project row (NotFound otherwise)."""
+    with db.session() as s:
+        p = get_project(s, project_id)
+        s.expunge(p)
+        return p
+
