@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from services.common.server import PlatformServer, load_registrars
+from services.ingest import start_http
 from tinyforge.accounts.apikeys import create_api_key
 from tinyforge.accounts.bootstrap import ensure_defaults
 from tinyforge.config import Settings
@@ -69,30 +70,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def start_ingestion_http(ctx: PlatformContext) -> Any:
-    """Start the EI-compatible HTTP ingestion API on ``settings.ingestion_port`` (after
-    removing what crashed uploads left behind); returns the server (``.stop()``)."""
-    from services.ingest.http_api import IngestHttpServer
-    from services.ingest.servicer import sample_store
-    from tinyforge.errors import FailedPrecondition
-
-    store = sample_store(ctx)
-    try:
-        removed = store.cleanup_stale_uploads()
-        if removed:
-            log.warning("removed %d unfinished uploads left by a previous run", removed)
-    except Exception:
-        log.exception("cleanup of unfinished uploads failed")
-    try:
-        http = IngestHttpServer(ctx, store)
-    except OSError as exc:
-        raise FailedPrecondition(
-            f"cannot listen on {ctx.settings.grpc_host}:{ctx.settings.ingestion_port} for the "
-            f"ingestion API: {exc}", field="ingestion_port") from exc
-    http.start()
-    return http
-
-
 def run(settings: Settings, *, out: Any = sys.stdout) -> int:
     """Start the platform, block until SIGINT/SIGTERM, stop; returns the exit code."""
     stop = threading.Event()
@@ -126,7 +103,7 @@ def run(settings: Settings, *, out: Any = sys.stdout) -> int:
             boot_secret_new = boot.admin_secret is not None
         _ = ctx.objects  # fail early on a broken object store configuration
         server = PlatformServer(ctx, load_registrars(SERVICES))
-        http = start_ingestion_http(ctx)
+        http = start_http(ctx)
         server.start()
         write_client_config(
             settings.client_config_path,

@@ -7,6 +7,7 @@ same servicer code embedded mode runs all together. Settings come from ``TINYFOR
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from tinyforge.telemetry import configure_telemetry, shutdown_telemetry
 #: Service name → the package whose ``register`` adds its servicers.
 SERVICE_MODULES = {
     "api": "services.api",
+    "dsp": "services.dsp",
 }
 
 
@@ -42,9 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     server = PlatformServer(
         ctx, load_registrars([SERVICE_MODULES[args.name]]), host=args.host, port=args.port
     )
+    # A service with an HTTP side (ingest: the Edge-Impulse-compatible API) exposes start_http.
+    start_http = getattr(importlib.import_module(SERVICE_MODULES[args.name]), "start_http", None)
+    http = start_http(ctx) if start_http else None
     server.start()
     logging.getLogger("tinyforge").info("%s service listening on port %s", args.name, server.port)
     stop.wait()
+    if http is not None:
+        http.stop()
     server.stop(grace=5.0)
     ctx.close()
     shutdown_telemetry()

@@ -120,10 +120,20 @@ def test_services_pdbs_and_policies_select_their_pods(name: str) -> None:
         assert {p["port"] for p in pol["spec"]["ingress"][0]["ports"]} == set(ports.values())
 
 
-def test_default_runs_api_only_with_grpc_probes_and_locked_down_pods() -> None:
+def test_default_runs_landed_services_with_grpc_probes_and_locked_down_pods() -> None:
     r = scenario("default")
     deploys = r.find("Deployment")
-    assert [d["metadata"]["name"] for d in deploys] == ["tf-tinyforge-api"]
+    assert [d["metadata"]["name"] for d in deploys] == ["tf-tinyforge-api", "tf-tinyforge-ingest"]
+    ingest = deploys[1]["spec"]["template"]["spec"]["containers"][0]
+    assert ingest["command"] + ingest["args"] == [
+        "tinyforge",
+        "service",
+        "run",
+        "ingest",
+        "--port",
+        "4800",
+    ]
+    assert {"name": "http", "containerPort": 4810, "protocol": "TCP"} in ingest["ports"]
     pod = deploys[0]["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert c["command"] + c["args"] == ["tinyforge", "service", "run", "api", "--port", "4800"]
@@ -286,7 +296,8 @@ def test_external_stores_render_no_minio_or_postgresql() -> None:
         "key": "sqlalchemy-url",
     }
     assert env["TINYFORGE_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "tinyforge-s3"
-    assert [p["metadata"]["name"] for p in r.find("NetworkPolicy")] == ["tf-tinyforge-api"]
+    policies = [p["metadata"]["name"] for p in r.find("NetworkPolicy")]
+    assert policies == ["tf-tinyforge-api", "tf-tinyforge-ingest"]
 
 
 def test_ha_replicas_ingress_and_otel() -> None:
@@ -341,14 +352,15 @@ def test_bad_values_are_rejected_naming_the_field(sets: tuple[str, ...], field: 
 
 
 def test_ingress_without_ingest_service_fails_clearly() -> None:
-    r = render((), ("ingress.enabled=true",))
+    r = render((), ("ingress.enabled=true", "services.ingest.enabled=false"))
     assert r.returncode != 0
     assert "services.ingest.enabled" in r.stderr
 
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
 def test_each_service_can_be_enabled_alone(service: str) -> None:
-    r = render((), ("services.api.enabled=false", f"services.{service}.enabled=true"))
+    off = [f"services.{s}.enabled=false" for s in ALL_SERVICES if s != service]
+    r = render((), (*off, f"services.{service}.enabled=true"))
     assert r.returncode == 0, r.stderr
     assert [d["metadata"]["name"] for d in r.find("Deployment")] == [f"tf-tinyforge-{service}"]
 

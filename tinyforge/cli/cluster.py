@@ -19,7 +19,7 @@ service_app = typer.Typer(help="Run one platform service (cluster mode).", no_ar
 
 @service_app.command("run")
 def service_run(
-    name: str = typer.Argument(..., help="service name: api (more as services land)"),
+    name: str = typer.Argument(..., help="service name: api, ingest (more as services land)"),
     port: int = typer.Option(None, "--port", help="gRPC port (default $TINYFORGE_GRPC_PORT)."),
     host: str = typer.Option(None, "--host", help="listen address (default $TINYFORGE_GRPC_HOST)."),
 ) -> None:
