@@ -200,3 +200,37 @@ def test_restart_fails_interrupted_jobs_and_reruns_pending_ones(tmp_path: Path) 
     finally:
         manager.stop()
         db.dispose()
+
+
+def test_jobs_of_a_live_process_survive_a_restart_until_their_heartbeat_stops(
+    tmp_path: Path,
+) -> None:
+    """Several processes share one DB in the cluster: a starting manager must not fail a job
+    another live process runs (fresh heartbeat), only one whose heartbeat stopped."""
+    from datetime import UTC, datetime
+
+    from tinyforge.accounts.orgs import create_org
+    from tinyforge.accounts.projects import create_project
+
+    db = Database(f"sqlite:///{tmp_path / 'jobs.db'}")
+    with db.session() as s:
+        org = create_org(s, "o")
+        project: Project = create_project(s, org.id, "p")
+        alive = Job(
+            project_id=project.id,
+            kind="elsewhere",
+            status=JobStatus.RUNNING,
+            heartbeat_at=datetime.now(UTC),
+        )
+        s.add(alive)
+    manager = JobManager(db, workers=1, heartbeat_interval=0.05, stale_after=1.0)
+    manager.start()
+    try:
+        assert manager.get(alive.id).status == JobStatus.RUNNING  # not failed at start
+        # Nobody refreshes its heartbeat, so the sweep fails it once it is stale.
+        finished = manager.wait(alive.id, timeout=30)
+        assert finished.status == JobStatus.FAILED
+        assert "process running the job stopped" in finished.error
+    finally:
+        manager.stop()
+        db.dispose()

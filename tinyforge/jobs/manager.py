@@ -16,11 +16,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry import propagate, trace
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,12 +133,17 @@ class JobManager:
         *,
         tracer_provider: trace.TracerProvider | None = None,
         poll_interval: float = 0.25,
+        heartbeat_interval: float = 10.0,
+        stale_after: float = 60.0,
     ) -> None:
         if workers < 1:
             raise InvalidArgument(f"job workers must be >= 1, got {workers}", field="job_workers")
         self.db = db
         self.workers = workers
         self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.stale_after = stale_after
+        self._stop_event = threading.Event()
         self._tracer = trace.get_tracer("tinyforge.jobs", tracer_provider=tracer_provider)
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -153,17 +158,22 @@ class JobManager:
     def start(self, *, recover: bool = True) -> None:
         """Start the worker threads.
 
-        With ``recover``, jobs left RUNNING by a previous process are marked FAILED and PENDING
-        jobs of kinds registered here are queued again (embedded mode: one process owns the DB).
+        With ``recover``, RUNNING jobs whose worker stopped heart-beating (a crashed process) are
+        marked FAILED and PENDING jobs of kinds registered here are queued again. Jobs other live
+        processes run keep their state: their heartbeats are fresh.
         """
         if self._threads:
             return
+        self._stop_event.clear()
         if recover:
             self._recover()
         for i in range(self.workers):
             t = threading.Thread(target=self._worker, name=f"tinyforge-job-{i}", daemon=True)
             t.start()
             self._threads.append(t)
+        beat = threading.Thread(target=self._heartbeat, name="tinyforge-job-heartbeat", daemon=True)
+        beat.start()
+        self._threads.append(beat)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel running jobs, let them end, and stop the workers."""
@@ -172,25 +182,55 @@ class JobManager:
             for job_id, event in self._running.items():
                 self._reasons[job_id] = "cancelled: the platform is shutting down"
                 event.set()
-        for _ in self._threads:
+        self._stop_event.set()
+        for _ in range(self.workers):
             self._queue.put(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
-    def _recover(self) -> None:
-        known = set(job_kinds())
+    def _fail_stale(self) -> int:
+        """Fail RUNNING jobs whose heartbeat is older than ``stale_after`` (or never came)."""
+        cutoff = _now() - timedelta(seconds=self.stale_after)
         with self.db.session() as s:
-            s.execute(
+            failed = s.execute(
                 update(Job)
-                .where(Job.status == JobStatus.RUNNING)
+                .where(
+                    Job.status == JobStatus.RUNNING,
+                    or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+                )
                 .values(
                     status=JobStatus.FAILED,
-                    error="interrupted: the platform stopped while the job was running",
+                    error="interrupted: the process running the job stopped",
                     finished_at=_now(),
                 )
-            )
+            ).rowcount
+        if failed:
+            self._notify()
+        return failed
+
+    def _heartbeat(self) -> None:
+        """Keep this process's running jobs alive and fail jobs of processes that died."""
+        while not self._stop_event.wait(self.heartbeat_interval):
+            with self._lock:
+                mine = list(self._running)
+            try:
+                if mine:
+                    with self.db.session() as s:
+                        s.execute(
+                            update(Job)
+                            .where(Job.id.in_(mine), Job.status == JobStatus.RUNNING)
+                            .values(heartbeat_at=_now())
+                        )
+                self._fail_stale()
+            except Exception:  # a DB hiccup must not end the heartbeat
+                log.exception("job heartbeat failed")
+
+    def _recover(self) -> None:
+        known = set(job_kinds())
+        self._fail_stale()
+        with self.db.session() as s:
             pending = s.scalars(
                 select(Job.id).where(Job.status == JobStatus.PENDING, Job.kind.in_(known))
             ).all()
@@ -435,7 +475,7 @@ class JobManager:
             claimed = s.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == JobStatus.PENDING)
-                .values(status=JobStatus.RUNNING, started_at=_now())
+                .values(status=JobStatus.RUNNING, started_at=_now(), heartbeat_at=_now())
             ).rowcount
             return s.get(Job, job_id) if claimed else None
 

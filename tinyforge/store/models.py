@@ -39,7 +39,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON}
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """A user's (or API key's) role in an organization, most to least privileged."""
 
     ADMIN = "admin"
@@ -47,7 +47,7 @@ class Role(str, enum.Enum):
     GUEST = "guest"
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Lifecycle of a long-running job."""
 
     PENDING = "pending"
@@ -166,6 +166,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Refreshed by the worker running the job; a RUNNING job whose heartbeat stops is failed by
+    # any live job manager (several service processes may share one database in the cluster).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class JobLog(Base):
