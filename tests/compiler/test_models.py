@@ -4,7 +4,9 @@ kernels on random inputs plus real inputs; and a Keras model trained here."""
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,13 +115,36 @@ def test_trained_keras_conv_model(tmp_path):
 
 
 @pytest.mark.toolchain
-def test_dsp_fast_path_matches_portable_on_cortex_m4f(tmp_path):
+@pytest.mark.parametrize("key", ["sww", "kws"])
+def test_dsp_fast_path_matches_portable_on_cortex_m4f(key, tmp_path):
     """The SMLAD fast paths and the portable kernels give the same bytes (both equal the
-    reference on the same inputs), and the fast path is really the one that ran."""
+    reference on the same inputs), and the fast path is really the one that ran. SWW has
+    conv, depthwise and FC layers with odd channel counts; KWS runs its 1x1 convs fully in
+    place in the DSP build (row-wise with a ring buffer in the portable one)."""
     _need("arm-none-eabi-gcc", "qemu-system-arm")
-    path = mlperf_model("sww")  # conv, depthwise and FC layers, with odd channel counts
+    path = mlperf_model(key)
     fast = verify(path, tmp_path / "f", "cortex-m4f", n_random=12, seed=5, measure=False)
     port = verify(path, tmp_path / "p", "cortex-m4f", n_random=12, seed=5, measure=False,
                   defines=["-DTF_NN_PORTABLE"])
     assert fast.bit_exact and port.bit_exact, (fast.first_mismatch, port.first_mismatch)
     assert fast.instructions < 0.8 * port.instructions
+
+
+@pytest.mark.toolchain
+def test_single_smlal_requant_matches_tflite_rounding(tmp_path):
+    """The DSP kernels' one-SMLAL requantization (inline asm, run on the emulated M4) gives
+    exactly TFLite's two-rounding result + output offset on edge, tie and random values."""
+    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    from tinyforge.compiler import toolchains
+    from tinyforge.compiler.codegen import NN_DIR
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in ("tf_nn.h", "tf_nn_dsp.h"):
+        shutil.copy(NN_DIR / f, src / f)
+    shutil.copy(Path(__file__).parent / "csrc" / "rq_check.c", src / "rq_check.c")
+    exe = toolchains.build("cortex-m4f", src, [], tmp_path / "rq.elf", app="harness")
+    out = toolchains.run("cortex-m4f", exe)
+    m = re.search(r"CHECKED (\d+) BAD (\d+)", out)
+    assert m, out
+    assert int(m.group(1)) > 1_000_000 and int(m.group(2)) == 0, out

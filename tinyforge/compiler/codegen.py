@@ -119,6 +119,7 @@ class _Emitter:
         self.const_names: dict[int, str] = {}
         self.weight_bytes = 0
         self.fold_bias = False
+        self.kscratch: dict[int, str] = {}  # op index -> C expression of its DSP scratch
 
     def kbias(self, key: str, bias: Tensor | None, in_offset: int, wsum: np.ndarray) -> str:
         """Folded bias for the DSP paths, wrapped to int32 like the kernels' arithmetic."""
@@ -141,7 +142,7 @@ class _Emitter:
 
     def multipliers(self, key: str, reals: list[float]) -> tuple[str, str, int]:
         """Per-channel Q31 multipliers and shifts; one entry when all channels share it."""
-        ms, ss = zip(*(quantize_multiplier(r) for r in reals), strict=True)
+        ms, ss = zip(*(_multiplier(r) for r in reals), strict=True)
         per_channel = int(len(set(zip(ms, ss, strict=True))) > 1)
         if not per_channel:
             ms, ss = ms[:1], ss[:1]
@@ -213,7 +214,10 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "tf_model",
     # 3. buffers: one per non-constant, non-external group, plus scratch per op.
     buffers: list[Buffer] = []
     group_buf: dict[int, Buffer] = {}
-    external = {groups.find(gin): "input", groups.find(gout): "output"}
+    # The input lives in the arena (callers may write it there through <prefix>_input());
+    # only the output is the caller's buffer.
+    external = {groups.find(gout): "output"}
+    in_group = groups.find(gin)  # if it is the output's group, invoke copies input there
     for t in g.tensors:
         if t.is_const:
             continue
@@ -221,6 +225,8 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "tf_model",
         if r in external or r in group_buf:
             continue
         first, last = uses_of(r)
+        if r == in_group:
+            first = 0  # written before the first op
         if last < 0 and first >= n_ops:
             continue  # unused tensor
         size = max(g.t(i).nbytes for i in range(len(g.tensors)) if groups.find(i) == r)
@@ -260,12 +266,19 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "tf_model",
             continue
         inplace_conv[op.index] = (cp[1], cp[2])
     scratch: dict[int, Buffer] = {}
+    kscratch: dict[int, Buffer] = {}  # DSP kernels' working memory (fold_bias builds only)
     for op in g.ops:
         size = inplace_conv[op.index][1] if op.index in inplace_conv else _scratch_bytes(g, op)
         if size:
             b = Buffer(name=f"scratch.op{op.index}.{op.name}", size=size, start=op.index,
                        end=op.index)
             scratch[op.index] = b
+            buffers.append(b)
+        ksize = _dsp_scratch_bytes(g, op) if fold_bias else 0
+        if ksize:
+            b = Buffer(name=f"dsp.op{op.index}.{op.name}", size=ksize, start=op.index,
+                       end=op.index)
+            kscratch[op.index] = b
             buffers.append(b)
     plan = plan_memory(buffers)
 
@@ -286,6 +299,7 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "tf_model",
 
     em = _Emitter(g, prefix)
     em.fold_bias = fold_bias
+    em.kscratch = {k: f"(int8_t *){prefix}_arena + {b.offset}" for k, b in kscratch.items()}
     calls: list[str] = []
     macs = 0
     for op in g.ops:
@@ -300,16 +314,26 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "tf_model",
         call, m = _lower(em, g, op, loc, f"(a + {sb.offset})" if sb else None)
         if op.index in inplace_conv:
             fn = "tf_conv2d_s8" if op.name == "CONV_2D" else "tf_dwconv2d_s8"
-            head, _, _ = call.partition(fn + "(")
-            call = (f"{head}tf_conv_rows_inplace_s8({fn}, &{prefix}_op{op.index}, "
+            head, _, direct = call.partition(fn + "(")
+            rows = (f"tf_conv_rows_inplace_s8({fn}, &{prefix}_op{op.index}, "
                     f"{loc(op.inputs[0])}, {loc(op.outputs[0])}, (a + {sb.offset}), "
                     f"{inplace_conv[op.index][0]}); /* overlapped */")
+            if op.index in kscratch and _pixelwise_inplace(g, op) and \
+                    group_buf[groups.find(op.inputs[0])].offset == \
+                    group_buf[groups.find(op.outputs[0])].offset:
+                # the DSP kernel copies each pixel pair's column into its scratch before
+                # writing that pair's outputs, so a 1x1 layer can run fully in place
+                call = (f"{head}\n#if defined(__ARM_FEATURE_DSP) && !defined(TF_NN_PORTABLE)\n"
+                        f"    {fn}({direct} /* in place */\n#else\n    {rows}\n#endif")
+            else:
+                call = head + rows
         macs += m
         calls.append(call)
 
     it, ot = g.t(gin), g.t(gout)
+    in_off = group_buf[in_group].offset if in_group in group_buf else None
     out_dir = Path(out_dir)
-    files = _write(out_dir, prefix, g, em, calls, plan, it, ot)
+    files = _write(out_dir, prefix, g, em, calls, plan, it, ot, in_off)
     iq = (it.quant.scale, it.quant.zero_point) if it.quant else None
     oq = (ot.quant.scale, ot.quant.zero_point) if ot.quant else None
     return Compiled(out_dir=out_dir, sources=files, plan=plan, macs=macs,
@@ -360,6 +384,54 @@ def _inplace_conv_plan(g: Graph, op: Op) -> tuple[int, int, int] | None:
     return best[1], best[2], best[3]
 
 
+def _multiplier(real: float) -> tuple[int, int]:
+    """quantize_multiplier, with shift -2 instead of 0 for a zero multiplier: any shift
+    gives 0 there (in TFLite's arithmetic too), and -2 suits the DSP requantization."""
+    m, sh = quantize_multiplier(real)
+    return (0, -2) if m == 0 else (m, sh)
+
+
+def _pixelwise_inplace(g: Graph, op: Op) -> bool:
+    """A 1x1, stride-1, unpadded CONV_2D with no more output than input channels: output
+    pixel n only needs input pixel n, and writes no byte of a later input pixel."""
+    if op.name != "CONV_2D":
+        return False
+    x, w, out = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    return (tuple(w.shape[1:3]) == (1, 1) and tuple(op.options["stride"]) == (1, 1)
+            and x.shape[:3] == out.shape[:3] and out.shape[3] <= x.shape[3])
+
+
+def _conv_reals(g: Graph, op: Op) -> list[float]:
+    """Per-output-channel real multipliers input_scale * weight_scale / output_scale."""
+    x, w, out = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    ws = w.quant.scales
+    return [x.quant.scale * ws[c if len(ws) > 1 else 0] / out.quant.scale
+            for c in range(out.shape[-1])]
+
+
+def _dsp_scratch_bytes(g: Graph, op: Op) -> int:
+    """Working memory of the Cortex-M DSP conv kernels (layouts in conv2d_dsp.c and
+    dwconv2d_dsp.c): im2col column + widened pixel pair, or zero-point row + tap table.
+    0 (portable kernel) unless every channel's multiplier suits the single-SMLAL
+    requantization (m >= 0, shift in [-31, -2], see tf_rq in tf_nn_dsp.h)."""
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return 0
+    for m, sh in (_multiplier(r) for r in _conv_reals(g, op)):
+        if m < 0 or not -31 <= sh <= -2:
+            return 0
+    if op.name == "CONV_2D":
+        _, kh, kw, ic = g.t(op.inputs[1]).shape
+        k = kh * kw * ic
+        return (k + 3) // 4 * 4 + 4 * (k // 4 * 4) + 16
+    if op.name == "DEPTHWISE_CONV_2D":
+        x, out = g.t(op.inputs[0]), g.t(op.outputs[0])
+        if out.shape[3] != x.shape[3]:
+            return 0  # depth multiplier > 1: portable kernel
+        _, kh, kw, _ = g.t(op.inputs[1]).shape
+        return (x.shape[3] + 3) // 4 * 4 + 4 * kh * kw
+    return 0
+
+
 def _scratch_bytes(g: Graph, op: Op) -> int:
     if op.name == "MEAN":
         return g.t(op.outputs[0]).numel * 4
@@ -394,10 +466,7 @@ def _lower(em: _Emitter, g: Graph, op: Op, loc, scratch: str | None) -> tuple[st
         dh, dw = op.options["dilation"]
         ph = _pad(op.options["padding"], sh, dh, ih, kh, oh)
         pw = _pad(op.options["padding"], sw, dw, iw, kw, ow)
-        in_s, out_s = x.quant.scale, out.quant.scale
-        ws = w.quant.scales
-        reals = [in_s * ws[c if len(ws) > 1 else 0] / out_s for c in range(oc)]
-        mn, sn, pc = em.multipliers(f"op{k}", reals)
+        mn, sn, pc = em.multipliers(f"op{k}", _conv_reals(g, op))
         wn = em.const(w, "int8_t")
         bn = em.const(b, "int32_t") if b is not None else "0"
         lo, hi = _act(op, out)
@@ -409,7 +478,7 @@ def _lower(em: _Emitter, g: Graph, op: Op, loc, scratch: str | None) -> tuple[st
             f"static const tf_conv_params {p}_op{k} = {{{ih}, {iw}, {ic}, {oh}, {ow}, {oc}, "
             f"{kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {dm}, {n}, "
             f"{-x.quant.zero_point}, {out.quant.zero_point}, {lo}, {hi}, {wn}, {bn}, {mn}, {sn}, "
-            f"{kb}, {pc}}};\n")
+            f"{kb}, {pc}, {em.kscratch.get(k, '0')}}};\n")
         fn = "tf_conv2d_s8" if name == "CONV_2D" else "tf_dwconv2d_s8"
         macs = n * oh * ow * oc * kh * kw * (ic if name == "CONV_2D" else 1)
         return f"{comment}{fn}(&{p}_op{k}, {loc(x.index)}, {loc(out.index)});", macs
@@ -571,7 +640,7 @@ def _lower(em: _Emitter, g: Graph, op: Op, loc, scratch: str | None) -> tuple[st
 
 
 def _write(out_dir: Path, p: str, g: Graph, em: _Emitter, calls: list[str], plan: Plan,
-           it: Tensor, ot: Tensor) -> list[Path]:
+           it: Tensor, ot: Tensor, in_off: int | None) -> list[Path]:
     up = p.upper()
     ict, oct_ = CTYPE[it.dtype], CTYPE[ot.dtype]
 
@@ -597,10 +666,23 @@ def _write(out_dir: Path, p: str, g: Graph, em: _Emitter, calls: list[str], plan
         f"typedef {ict} {p}_input_t;\n"
         f"typedef {oct_} {p}_output_t;\n\n"
         f"/* Runs one inference: reads {up}_INPUT_SIZE values, writes {up}_OUTPUT_SIZE.\n"
-        f" * input and output must not overlap. Returns 0. Not reentrant (one static arena). */\n"
+        f" * input and output must not overlap. Returns 0. Not reentrant (one static arena).\n"
+        f" * input may be {p}_input(): then nothing is copied. */\n"
         f"int {p}_invoke(const {ict} *input, {oct_} *output);\n\n"
+        f"/* The model's input tensor inside the arena: write {up}_INPUT_SIZE values there and\n"
+        f" * call {p}_invoke({p}_input(), output) to save the caller's input buffer. The\n"
+        f" * arena is reused during inference, so write the input again before each call. */\n"
+        f"{ict} *{p}_input(void);\n\n"
         f"#ifdef __cplusplus\n}}\n#endif\n#endif\n")
     words = max(1, (plan.arena_bytes + 3) // 4)
+    nin = it.numel * (4 if it.dtype == "float32" else 1)
+    if in_off is None:  # input aliases the output (no arena copy)
+        in_expr = "(input_t *)(void *)0"
+        calls = [f"memcpy(output, input, {nin});", *calls]
+    else:
+        in_expr = f"(input_t *)(void *)((int8_t *){p}_arena + {in_off})"
+        calls = [f"if (input != {p}_input()) {{\n        memcpy({p}_input(), input, {nin});\n"
+                 f"    }}", *calls]
     body = "\n    ".join(calls)
     source = (
         f"/* Generated by tinyforge.compiler: do not edit.\n"
@@ -608,6 +690,7 @@ def _write(out_dir: Path, p: str, g: Graph, em: _Emitter, calls: list[str], plan
         f"#include <string.h>\n#include \"tf_nn.h\"\n#include \"model.h\"\n\n"
         f"static int32_t {p}_arena[{words}]; /* int32 for 4-byte alignment */\n\n"
         + "".join(em.decls) +
+        f"\n{ict} *{p}_input(void)\n{{\n    return {in_expr.replace('input_t', ict)};\n}}\n"
         f"\nint {p}_invoke(const {ict} *input, {oct_} *output)\n{{\n"
         f"    int8_t *const a = (int8_t *){p}_arena;\n"
         f"    (void)a;\n    (void)input;\n    (void)output;\n"

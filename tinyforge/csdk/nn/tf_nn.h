@@ -101,6 +101,9 @@ typedef struct {
      * fast paths use it so the inner loop is a plain int8 dot product. */
     const int32_t *kbias;
     int32_t per_channel;     /* 0: mult/shift hold one value for all channels */
+    /* DSP fast paths only (NULL otherwise): arena scratch planned by the compiler, see
+     * tf_conv_scratch_bytes / tf_dwconv_scratch_bytes in conv2d_dsp.c / dwconv2d_dsp.c. */
+    int8_t *scratch;
 } tf_conv_params;
 
 typedef struct {

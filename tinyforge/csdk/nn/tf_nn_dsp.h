@@ -70,4 +70,55 @@ static inline int32_t tf_dot_s8(const int8_t *x, const int8_t *w, int32_t n, int
     return acc;
 }
 
+static inline int32_t tf_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
+static inline int32_t tf_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
+/* Requantization for the DSP conv kernels, bit-identical to tf_requant (proof below). The
+ * compiler enables these kernels only for layers whose every channel has m >= 0 and
+ * e = -shift in [2, 31] (it leaves params->scratch NULL otherwise).
+ *
+ * TFLite computes rdivpot(srdhm(acc, m), e) with two roundings:
+ *   x = floor((acc*m + 2^30) / 2^31)        (equal to TFLite's sign-dependent nudge and
+ *                                            truncating division, for every acc*m)
+ *   r = floor((x + 2^(e-1) - [x < 0]) / 2^e) (round half away from zero)
+ * Since floor((floor(T / 2^31) + c) / 2^e) == floor((T + c * 2^31) / 2^(31+e)) for every
+ * integer c, r == (acc*m + 2^30 + 2^(30+e) - [x < 0] * 2^31) >> (31 + e). [x < 0] may be
+ * replaced by [acc < 0]: they differ only when -2^30 <= acc*m < 0, where x == 0 and both
+ * forms give 0 (e >= 1). For e >= 2 the 64-bit constant 2^30 + 2^(30+e) is (high word
+ * 2^(e-2), low word 2^30), and subtracting 2^31 for acc < 0 turns the low word into
+ * 0xC0000000 and the high word into 2^(e-2) - 1 (no carry either way), so
+ *   r == (int32)((((2^(e-2) + (acc >> 31)) : (0x40000000 | (acc & 0x80000000))) + acc * m)
+ *        >> 32) >> (e - 1):
+ * one SMLAL and one shift of its high word. |acc * m| < 2^62, so nothing overflows. */
+static inline int32_t tf_rq_high(int32_t shift)
+{
+    return (int32_t)1 << (-shift - 2);
+}
+
+/* TFLite's requantized acc; khi = tf_rq_high(shift), sh = e - 1 = -shift - 1. */
+static inline int32_t tf_rq(int32_t acc, int32_t m, int32_t khi, int32_t sh)
+{
+    uint32_t lo = ((uint32_t)acc & 0x80000000u) | 0x40000000u;
+    int32_t hi = khi + (acc >> 31);
+    __asm("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(acc), "r"(m));
+    return hi >> sh;
+}
+
+static inline int8_t tf_sat(int32_t v, int32_t lo, int32_t hi)
+{
+    v = v < lo ? lo : v;
+    return (int8_t)(v > hi ? hi : v);
+}
+
 #endif
