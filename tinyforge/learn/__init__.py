@@ -1,1 +1,7 @@
-"""tinyforge.learn (see DESIGN.md §1)."""
+"""Learning blocks: classifier, regression, anomaly (K-means, GMM), classical (scikit-learn).
+
+One module per block; the shared contract is in :mod:`.base`, input checks in :mod:`.checks`,
+the validation split in :mod:`.split`, Keras helpers in :mod:`.keras_models` (imported lazily:
+TensorFlow costs seconds to import). Find blocks by name with :mod:`tinyforge.learn.registry`;
+the on-disk custom-block contract (``--data-directory``...) is :mod:`.contract`.
+"""
