@@ -173,3 +173,27 @@ def test_image_scaling_and_luma():
     gray = image.image(px, 0, {"channels": "Grayscale"})
     assert gray.shape == (4, 6, 1)
     np.testing.assert_allclose(gray[..., 0], (px @ [0.299, 0.587, 0.114]) / 255, rtol=1e-5)
+
+
+def test_moments_of_tiny_amplitude_signals_are_finite_and_scale_free() -> None:
+    """Skewness/kurtosis don't depend on scale; at 1e-12 amplitude (below float32's m2^2 range)
+    they must still equal those of the unscaled signal instead of turning into NaN."""
+    from tinyforge.dsp.stats import moments
+
+    rng = np.random.default_rng(3)
+    x = rng.gamma(2.0, size=(3, 400)).astype(np.float32)
+    big = moments(x)
+    small = moments(x * np.float32(1e-12))
+    for k in ("skewness", "kurtosis"):
+        assert np.isfinite(small[k]).all()
+        np.testing.assert_allclose(small[k], big[k], rtol=1e-4)
+
+
+def test_spectral_analysis_has_no_nan_on_quiet_scaled_motion() -> None:
+    """A near-still accelerometer window in milli-g scaled to g (scale_axes=0.001)."""
+    from tinyforge.dsp.registry import get_block
+
+    rng = np.random.default_rng(4)
+    w = (1037 + rng.integers(-2, 3, size=(52, 3))).astype(np.float32)
+    f = get_block("spectral_analysis").features(w, 26.0, {"scale_axes": 0.001})
+    assert np.isfinite(f).all()

@@ -4,7 +4,9 @@ For x[0..n-1] with mean m: ``rms = sqrt(mean(x^2))``, ``stdev = sqrt(mean((x - m
 (population), ``skewness = m3 / m2^1.5`` and ``kurtosis = m4 / m2^2 - 3`` (Fisher, biased: the
 definitions of scipy.stats.skew / kurtosis with their defaults), where ``mk = mean((x - m)^k)``.
 For a constant signal (m2 == 0) skewness and kurtosis are defined as 0 instead of NaN, so
-features never hold NaN.
+features never hold NaN. Skewness and kurtosis are scale-free, so they are computed on the
+deviations divided by their largest magnitude: that keeps ``m2^2`` far from float32 underflow
+for signals of tiny amplitude (e.g. milli-g data scaled by 0.001).
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ def moments(x: np.ndarray, axis: int = -1) -> dict[str, np.ndarray]:
     n = np.float32(x.shape[axis])
     mean = x.sum(axis=axis, keepdims=True) / n
     d = x - mean
-    d2 = d * d
-    m2 = d2.sum(axis=axis) / n
-    m3 = (d2 * d).sum(axis=axis) / n
-    m4 = (d2 * d2).sum(axis=axis) / n
-    # a numerically constant signal: m2 at the float32 noise level of the mean
-    tiny = m2 <= (np.float32(1e-6) * np.abs(mean.squeeze(axis))) ** 2 + np.float32(1e-30)
-    safe = np.where(tiny, np.float32(1), m2)
-    skew = np.where(tiny, np.float32(0), m3 / (safe * np.sqrt(safe)))
-    kurt = np.where(tiny, np.float32(0), m4 / (safe * safe) - np.float32(3))
+    m2 = (d * d).sum(axis=axis) / n
+    # a numerically constant signal: deviations at the float32 noise level of the mean
+    peak = np.abs(d).max(axis=axis, keepdims=True)
+    tiny = peak <= np.float32(1e-6) * np.abs(mean) + np.float32(1e-30)
+    z = d / np.where(tiny, np.float32(1), peak)  # |z| <= 1 and max |z| == 1: no underflow
+    z2 = z * z
+    m2z = z2.sum(axis=axis) / n
+    m3z = (z2 * z).sum(axis=axis) / n
+    m4z = (z2 * z2).sum(axis=axis) / n
+    tiny = tiny.squeeze(axis)
+    safe = np.where(tiny, np.float32(1), m2z)
+    skew = np.where(tiny, np.float32(0), m3z / (safe * np.sqrt(safe)))
+    kurt = np.where(tiny, np.float32(0), m4z / (safe * safe) - np.float32(3))
     return {
         "mean": mean.squeeze(axis),
         "min": x.min(axis=axis),
