@@ -7,6 +7,7 @@ coverage test makes sure every method served has at least one case here.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,19 @@ from tinyforge.v1 import (
 from tinyforge.v1 import (
     api_key_service_pb2_grpc,
     common_pb2,
+    dsp_service_pb2_grpc,
+    impulse_service_pb2_grpc,
     ingest_service_pb2_grpc,
     job_service_pb2_grpc,
     member_service_pb2_grpc,
     organization_service_pb2_grpc,
     project_service_pb2_grpc,
+)
+from tinyforge.v1 import (
+    dsp_service_pb2 as db,
+)
+from tinyforge.v1 import (
+    impulse_service_pb2 as ip,
 )
 from tinyforge.v1 import (
     ingest_service_pb2 as ib,
@@ -112,6 +121,8 @@ def world(platform: Any) -> World:
         "MemberService": member_service_pb2_grpc.MemberServiceStub(channel),
         "JobService": job_service_pb2_grpc.JobServiceStub(channel),
         "IngestService": ingest_service_pb2_grpc.IngestServiceStub(channel),
+        "ImpulseService": impulse_service_pb2_grpc.ImpulseServiceStub(channel),
+        "DspService": dsp_service_pb2_grpc.DspServiceStub(channel),
     }
     keys: dict[str, str | None] = {
         "admin": a.admin_key,
@@ -136,6 +147,21 @@ class Case:
     build: Builder  # (world, target project id) -> request
     expected: tuple[str, str, str, str, str]  # admin, member, guest, project_key, other_org
     project_targeted: bool = False  # the request names a project (cross-project check applies)
+
+
+FP, NF = "FAILED_PRECONDITION", "NOT_FOUND"
+_IMPULSE = json.dumps({
+    "input": {"type": "time-series", "window_size_ms": 1000, "window_stride_ms": 500,
+              "frequency_hz": 50, "axes": ["x"]},
+    "processing": [{"name": "spec", "block": "spectral_analysis"}]})
+
+
+def _impulse(w: World, project_id: int) -> int:
+    """A stored impulse in ``project_id`` (created through the domain, not the API)."""
+    from tinyforge.impulse_store import create_impulse
+
+    with w.platform.ctx.db.session() as s:
+        return create_impulse(s, project_id, _name(), _IMPULSE).impulse_id
 
 
 def _name() -> str:
@@ -232,6 +258,47 @@ CASES = [
          lambda w, p: ib.DatasetSummaryRequest(project_id=p), (OK, OK, OK, OK, PD), True),
     Case("ListDevices", "IngestService/ListDevices",
          lambda w, p: ib.ListDevicesRequest(project_id=p), (OK, OK, OK, OK, PD), True),
+    Case("CreateImpulse", "ImpulseService/CreateImpulse",
+         lambda w, p: ip.CreateImpulseRequest(project_id=p, name=_name(),
+                                              definition_json=_IMPULSE),
+         (OK, OK, PD, OK, PD), True),
+    Case("GetImpulse", "ImpulseService/GetImpulse",
+         lambda w, p: ip.GetImpulseRequest(project_id=p, impulse_id=_impulse(w, p)),
+         (OK, OK, OK, OK, PD), True),
+    Case("ListImpulses", "ImpulseService/ListImpulses",
+         lambda w, p: ip.ListImpulsesRequest(project_id=p), (OK, OK, OK, OK, PD), True),
+    Case("ListImpulseVersions", "ImpulseService/ListImpulseVersions",
+         lambda w, p: ip.ListImpulseVersionsRequest(project_id=p, impulse_id=_impulse(w, p)),
+         (OK, OK, OK, OK, PD), True),
+    Case("UpdateImpulse", "ImpulseService/UpdateImpulse",
+         lambda w, p: ip.UpdateImpulseRequest(project_id=p, impulse_id=_impulse(w, p),
+                                              name=_name()),
+         (OK, OK, PD, OK, PD), True),
+    Case("DiffImpulseVersions", "ImpulseService/DiffImpulseVersions",
+         lambda w, p: ip.DiffImpulseVersionsRequest(project_id=p, impulse_id=_impulse(w, p),
+                                                    version_a=1),
+         (OK, OK, OK, OK, PD), True),
+    Case("ListBlocks", "DspService/ListBlocks",
+         lambda w, p: db.ListBlocksRequest(), (OK, OK, OK, OK, OK)),
+    Case("RunBlock", "DspService/RunBlock",
+         lambda w, p: db.RunBlockRequest(project_id=p, block="raw", window=db.RawWindow(
+             values=[1, 2, 3, 4], shape=[2, 2], frequency_hz=10)),
+         (OK, OK, OK, OK, PD), True),
+    Case("GenerateFeatures", "DspService/GenerateFeatures",
+         lambda w, p: db.GenerateFeaturesRequest(project_id=p, impulse_id=_impulse(w, p)),
+         (OK, OK, PD, OK, PD), True),
+    Case("GetFeatures", "DspService/GetFeatures",
+         lambda w, p: db.GetFeaturesRequest(project_id=p, impulse_id=_impulse(w, p)),
+         (OK, OK, OK, OK, PD), True),
+    # no features generated: an authorized caller gets past the check to FAILED_PRECONDITION
+    Case("FeatureExplorer", "DspService/FeatureExplorer",
+         lambda w, p: db.FeatureExplorerRequest(project_id=p, impulse_id=_impulse(w, p)),
+         (FP, FP, FP, FP, PD), True),
+    # an unknown block: an authorized caller gets past the check to NOT_FOUND
+    Case("AutotuneBlock", "DspService/AutotuneBlock",
+         lambda w, p: db.AutotuneBlockRequest(project_id=p, impulse_id=_impulse(w, p),
+                                              block="absent"),
+         (NF, NF, PD, NF, PD), True),
 ]  # fmt: skip
 
 

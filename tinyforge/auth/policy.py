@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tinyforge.accounts.orgs import get_org
@@ -26,7 +27,7 @@ from tinyforge.accounts.projects import get_project
 from tinyforge.accounts.validation import check_id
 from tinyforge.auth.principal import Principal, role_at_least
 from tinyforge.errors import NotFound, PermissionDenied
-from tinyforge.store.models import ApiKey, Job, Role
+from tinyforge.store.models import ApiKey, Job, Project, Role
 
 
 class Scope:
@@ -153,8 +154,12 @@ def _resolve_org(session: Session, req: Any, rule: Rule, p: Principal) -> Target
 
 
 def _resolve_project(session: Session, req: Any, rule: Rule, p: Principal) -> Target:
-    project = get_project(session, getattr(req, rule.field), rule.field)
-    return Target(project.org_id, project.id)
+    # A column query, not an ORM load: this runs on every project-scoped call.
+    project_id = check_id(getattr(req, rule.field), rule.field)
+    org_id = session.scalar(select(Project.org_id).where(Project.id == project_id))
+    if org_id is None:
+        raise NotFound(f"project {project_id} does not exist", field=rule.field)
+    return Target(org_id, project_id)
 
 
 def _resolve_project_or_org(session: Session, req: Any, rule: Rule, p: Principal) -> Target:

@@ -12,7 +12,7 @@ import importlib
 import typer
 
 # Areas, in the order their commands appear in --help.
-AREAS = ["platform", "projects", "jobs", "data", "compile", "blocks", "steps", "cluster"]
+AREAS = ["platform", "projects", "jobs", "data", "impulse", "compile", "blocks", "steps", "cluster"]
 
 app = typer.Typer(
     name="tinyforge",

@@ -1,0 +1,474 @@
+"""Feature generation: every enabled sample of a project through an impulse version.
+
+Steps (:func:`generate_features`):
+
+1. Load the impulse version and the project's enabled, ready samples (all categories).
+2. Check the dataset against the impulse before any work: sample kinds match the input block
+   (time series/audio vs images); without zero padding, the window is not longer than every
+   sample (with it, short samples give one zero-padded window, as in Edge Impulse).
+3. For each processing block, look the samples up in the block's feature cache, keyed by
+   ``(sample content key, block hash)``: the content key is the sha256 of the sample's bytes
+   plus what parsing added (interval, axis names); the block hash
+   (:func:`tinyforge.impulse.block_hash`) covers the block type, its implementation version,
+   validated params, axes and the input block. Only samples missing from the cache are
+   windowed (:mod:`tinyforge.data.windowing`) and run through the block's batch form, many
+   samples per call; their features go to one new cache pack per block.
+4. Assemble, per block, the feature matrix over all samples in sample-id order (windows in
+   time order), with labels computed now from the sample's current label / structured labels
+   (so relabelling needs no recomputation), and publish it as described in
+   :mod:`tinyforge.features.store` (files first, manifests last).
+
+Any error (bad sample, axis missing, NaN, ...) raises a domain error naming the sample; nothing
+new becomes visible. Cache packs are content-addressed and only ever read through their
+index, so a pack written by a run that failed later is still valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import select
+
+from tinyforge.data.canonical import TimeSeries
+from tinyforge.data.images import image_pixels
+from tinyforge.data.windowing import StructuredLabel, prepare_image, window_label, window_sample
+from tinyforge.dsp.base import ProcessingBlock
+from tinyforge.dsp.registry import get_block
+from tinyforge.errors import FailedPrecondition, InvalidArgument, TinyForgeError
+from tinyforge.features.store import (
+    ARRAYS,
+    CATEGORIES,
+    MANIFEST_FORMAT,
+    cache_prefix,
+    features_prefix,
+    manifest_key,
+    npy_bytes,
+)
+from tinyforge.impulse import ImageInput, Impulse, TimeSeriesInput, block_hash
+from tinyforge.impulse_store import get_impulse
+from tinyforge.store.db import Database
+from tinyforge.store.models import FeatureSet
+from tinyforge.store.objects import ObjectStore
+
+#: signal values (estimated from sample durations) loaded and run through the blocks per batch
+BATCH_VALUES = 1 << 22
+#: threads loading and windowing samples
+LOAD_THREADS = 4
+PACK_CONTENT_TYPE = "application/x-tinyforge-feature-pack+npz"
+
+
+class Reporter(Protocol):
+    """What the job gives the generator (a :class:`tinyforge.jobs.JobContext` fits)."""
+
+    def log(self, line: str) -> None: ...
+    def progress(self, fraction: float, message: str = "") -> None: ...
+    def check_cancelled(self) -> None: ...
+
+
+class _Quiet:
+    def log(self, line: str) -> None:
+        pass
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        pass
+
+    def check_cancelled(self) -> None:
+        pass
+
+
+@dataclass
+class SampleRef:
+    """What feature generation needs to know about one sample (detached from the DB)."""
+
+    id: int
+    filename: str
+    kind: str
+    category: str
+    label: str | None
+    structured: list[StructuredLabel]
+    interval_ms: float
+    duration_ms: float
+    object_key: str  # canonical .npz for series, the original file for images
+    content_key: str
+
+
+def _content_key(row: Any) -> str:
+    axes = [a.get("name") if isinstance(a, dict) else str(a) for a in (row.axes or [])]
+    text = json.dumps([row.sha256, row.kind, float(row.interval_ms or 0.0), axes])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dataset_samples(db: Database, objects: ObjectStore, project_id: int) -> list[SampleRef]:
+    """Enabled, ready samples of a project in id order (all categories)."""
+    from tinyforge.data.samples import SampleStore
+
+    return [sample_ref(row) for row in SampleStore(db, objects).iter_all(project_id,
+                                                                          enabled=True)]
+
+
+def sample_ref(row: Any) -> SampleRef:
+    """A :class:`SampleRef` of a sample row (:class:`tinyforge.store.models.Sample`)."""
+    interval = float(row.interval_ms or 0.0)
+    structured = [
+        StructuredLabel(int(s["startIndex"]) * interval, (int(s["endIndex"]) + 1) * interval,
+                        str(s["label"]))
+        for s in (row.structured_labels or [])
+    ]
+    return SampleRef(
+        id=row.id, filename=row.filename, kind=row.kind, category=row.category,
+        label=row.label, structured=structured, interval_ms=interval,
+        duration_ms=float(row.duration_ms or 0.0),
+        object_key=row.canonical_key if row.kind != "image" else row.raw_key,
+        content_key=_content_key(row))
+
+
+def _blame(ref: SampleRef, exc: TinyForgeError) -> TinyForgeError:
+    """The same error, its message prefixed with the sample it is about."""
+    return type(exc)(f"sample {ref.id} ({ref.filename}): {exc.message}", field=exc.field)
+
+
+def load_windows(objects: ObjectStore, ref: SampleRef, impulse: Impulse
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of one sample per the impulse's input block: ``(data, start_ms)``.
+
+    Time series: ``data`` float32 ``[N, W, input axes]``; images: ``[1, H, W, C]``.
+    Errors name the sample.
+    """
+    try:
+        data = objects.get_bytes(ref.object_key)
+        if isinstance(impulse.input, ImageInput):
+            img = prepare_image(image_pixels(data, "RGB"), impulse.input)
+            return img[None], np.zeros(1, np.float32)
+        ts = TimeSeries.from_bytes(data)
+        w = window_sample(ts.values, ts.interval_ms, impulse.input, sample_axes=list(ts.axes))
+        return w.data, w.start_ms.astype(np.float32)
+    except TinyForgeError as exc:
+        raise _blame(ref, exc) from exc
+
+
+def check_dataset(impulse: Impulse, samples: list[SampleRef]) -> None:
+    """Refuse a dataset the impulse cannot process, before any work (InvalidArgument)."""
+    if not samples:
+        raise FailedPrecondition("the project has no enabled samples: upload data first",
+                                 field="project_id")
+    is_image = isinstance(impulse.input, ImageInput)
+    for ref in samples:
+        if (ref.kind == "image") != is_image:
+            want = "an image" if is_image else "a time-series"
+            raise InvalidArgument(
+                f"sample {ref.id} ({ref.filename}) is {ref.kind.replace('_', ' ')} data but the "
+                f"impulse has {want} input block: disable the sample or use another project",
+                field="input.type")
+    if isinstance(impulse.input, TimeSeriesInput) and not impulse.input.zero_pad:
+        # without zero padding such a dataset yields no window at all
+        longest = max(samples, key=lambda r: r.duration_ms)
+        if impulse.input.window_size_ms > longest.duration_ms + 1e-6:
+            raise InvalidArgument(
+                f"the window ({impulse.input.window_size_ms:g} ms) is longer than every sample "
+                f"(the longest, sample {longest.id}, lasts {longest.duration_ms:g} ms) and "
+                "zero padding is off: shorten the window or enable zero_pad",
+                field="input.window_size_ms")
+
+
+# -- the per-block cache ------------------------------------------------------------------------
+@dataclass
+class _Cached:
+    features: np.ndarray  # [n, *shape]
+    start_ms: np.ndarray  # [n]
+
+
+def _read_packs(objects: ObjectStore, project_id: int, bhash: str) -> dict[str, _Cached]:
+    out: dict[str, _Cached] = {}
+    for info in objects.list(cache_prefix(project_id, bhash)):
+        if not info.key.endswith(".npz"):
+            continue
+        with np.load(io.BytesIO(objects.get_bytes(info.key)), allow_pickle=False) as z:
+            feats, starts = z["features"], z["start_ms"]
+            keys, counts = z["content_keys"].tolist(), z["counts"]
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        for i, ck in enumerate(keys):
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            out[ck] = _Cached(feats[a:b], starts[a:b])
+    return out
+
+
+def _write_pack(objects: ObjectStore, project_id: int, bhash: str, shape: tuple[int, ...],
+                entries: dict[str, _Cached]) -> None:
+    if not entries:
+        return
+    keys = list(entries)
+    feats = [entries[k].features for k in keys]
+    buf = io.BytesIO()
+    np.savez(buf, content_keys=np.array(keys, dtype="U64"),
+             counts=np.array([len(f) for f in feats], dtype=np.int64),
+             features=(np.concatenate(feats) if feats else np.zeros((0, *shape), np.float32)),
+             start_ms=np.concatenate([entries[k].start_ms for k in keys]))
+    key = cache_prefix(project_id, bhash) + f"pack-{int(time.time())}-{uuid.uuid4().hex[:12]}.npz"
+    objects.put_bytes(key, buf.getvalue(), content_type=PACK_CONTENT_TYPE)
+
+
+# -- generation ---------------------------------------------------------------------------------
+@dataclass
+class _BlockPlan:
+    name: str
+    block: ProcessingBlock
+    params: dict[str, Any]
+    axes: list[str]
+    axis_index: list[int]
+    bhash: str
+    fs: float
+    shape: tuple[int, ...]
+    kind: str
+    cached: dict[str, _Cached] = field(default_factory=dict)
+    new: dict[str, _Cached] = field(default_factory=dict)
+    todo: set[str] = field(default_factory=set)
+
+
+def _plan(impulse: Impulse, objects: ObjectStore, project_id: int) -> list[_BlockPlan]:
+    plans = []
+    for i, b in enumerate(impulse.processing):
+        block = get_block(b.block)
+        axes = impulse.block_axes(b)
+        is_image = isinstance(impulse.input, ImageInput)
+        fs = 0.0 if is_image else float(impulse.input.frequency_hz)
+        params, spec = block.check(b.params, fs, impulse.input.window_shape(axes),
+                                   field_prefix=f"processing[{i}].params.")
+        bhash = block_hash(impulse, b.name)
+        index = [] if is_image else [impulse.input.axes.index(a) for a in axes]
+        plans.append(_BlockPlan(b.name, block, params, axes, index, bhash, fs, spec.shape,
+                                spec.kind, cached=_read_packs(objects, project_id, bhash)))
+    return plans
+
+
+def _run_block(plan: _BlockPlan, refs: list[SampleRef],
+               windows: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Features of ``refs`` (windows already loaded) in one batch call; blame on error."""
+    parts = [windows[r.id][0] for r in refs]
+    if plan.axis_index:
+        parts = [p[..., plan.axis_index] for p in parts]
+    counts = [len(p) for p in parts]
+    try:
+        if sum(counts):
+            feats = plan.block.features_batch(np.concatenate(parts), plan.fs, plan.params)
+        else:
+            feats = np.zeros((0, *plan.shape), np.float32)
+    except TinyForgeError:
+        if len(refs) == 1:
+            raise
+        for r in refs:  # find the sample at fault
+            try:
+                _run_block(plan, [r], windows)
+            except TinyForgeError as exc:
+                raise _blame(r, exc) from exc
+        raise
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    for i, r in enumerate(refs):
+        plan.new[r.content_key] = _Cached(feats[offsets[i]:offsets[i + 1]],
+                                          windows[r.id][1])
+
+
+def _dataset_hash(samples: list[SampleRef]) -> str:
+    text = json.dumps([[r.id, r.content_key, r.label, r.category,
+                        [[s.start_ms, s.end_ms, s.label] for s in r.structured]]
+                       for r in samples])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def generate_features(db: Database, objects: ObjectStore, project_id: int, impulse_id: int,
+                      version: int = 0, *, reporter: Reporter | None = None,
+                      job_id: int | None = None) -> dict[str, Any]:
+    """Generate (incrementally) and publish the features of every processing block of an
+    impulse version (0 = latest) over the project's enabled samples.
+
+    Returns a JSON-able summary: ``impulse_id``, ``version``, ``samples``, ``windows``,
+    ``dropped_samples`` (shorter than a window without zero padding) and per block
+    ``processed_samples`` (computed now), ``reused_samples`` (from the cache), ``windows``,
+    ``shape``, ``type`` and ``manifest`` (key).
+    """
+    rep: Reporter = reporter or _Quiet()
+    with db.session() as s:
+        stored = get_impulse(s, project_id, impulse_id, version)
+    impulse, version = stored.impulse.validate(), stored.version
+    samples = dataset_samples(db, objects, project_id)
+    check_dataset(impulse, samples)
+    plans = _plan(impulse, objects, project_id)
+    for p in plans:
+        p.todo = {r.content_key for r in samples if r.content_key not in p.cached}
+        rep.log(f"block {p.name} ({p.block.name}): {len({r.content_key for r in samples})} "
+                f"samples, {len(p.todo)} to process, "
+                f"{len({r.content_key for r in samples}) - len(p.todo)} reused from the cache")
+    todo_refs: list[SampleRef] = []
+    seen: set[str] = set()
+    for r in samples:  # one computation per distinct content
+        if r.content_key not in seen and any(r.content_key in p.todo for p in plans):
+            todo_refs.append(r)
+            seen.add(r.content_key)
+    _compute(objects, impulse, plans, todo_refs, rep)
+    for p in plans:
+        _write_pack(objects, project_id, p.bhash, p.shape, p.new)
+    rep.progress(0.9, "assembling feature matrices")
+    return _publish(db, objects, project_id, impulse_id, version, impulse, plans, samples,
+                    rep, job_id)
+
+
+def _compute(objects: ObjectStore, impulse: Impulse, plans: list[_BlockPlan],
+             todo: list[SampleRef], rep: Reporter) -> None:
+    total = len(todo)
+    if not total:
+        rep.progress(0.9, "all features reused from the cache")
+        return
+    done = 0
+    i = 0
+    if isinstance(impulse.input, TimeSeriesInput):
+        per_ms = impulse.input.frequency_hz / 1000.0 * len(impulse.input.axes)
+    else:
+        per_ms = 0.0
+    # loading is object-store I/O + decoding: overlap it on a few threads
+    with ThreadPoolExecutor(max_workers=LOAD_THREADS) as pool:
+        while i < total:
+            rep.check_cancelled()
+            group: list[SampleRef] = []
+            values = 0.0
+            while i < total and (not group or values < BATCH_VALUES) and len(group) < 256:
+                group.append(todo[i])
+                values += max(todo[i].duration_ms * per_ms, 1.0)
+                i += 1
+            loaded = pool.map(lambda r: load_windows(objects, r, impulse), group)
+            windows = {r.id: w for r, w in zip(group, loaded, strict=True)}
+            for p in plans:
+                refs = [r for r in group if r.content_key in p.todo]
+                if refs:
+                    _run_block(p, refs, windows)
+            done += len(group)
+            rep.progress(0.9 * done / total, f"processed {done}/{total} samples")
+
+
+def _publish(db: Database, objects: ObjectStore, project_id: int, impulse_id: int, version: int,
+             impulse: Impulse, plans: list[_BlockPlan], samples: list[SampleRef],
+             rep: Reporter, job_id: int | None) -> dict[str, Any]:
+    gen = datetime.now(UTC).strftime("g%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    # windows (and so labels) depend on the input block only: the same for every block
+    first = plans[0]
+    starts_of = {r.id: (first.cached.get(r.content_key) or first.new[r.content_key]).start_ms
+                 for r in samples}
+    if isinstance(impulse.input, TimeSeriesInput):
+        win_ms = impulse.input.window_samples * 1000.0 / impulse.input.frequency_hz
+    else:
+        win_ms = 0.0
+    labels: list[str | None] = []
+    sample_ids, window_index, window_start, category = [], [], [], []
+    dropped = 0
+    for r in samples:
+        starts = starts_of[r.id]
+        if len(starts) == 0:
+            dropped += 1
+        for j, t in enumerate(starts.tolist()):
+            labels.append(window_label(t, t + win_ms, r.label, r.structured))
+            sample_ids.append(r.id)
+            window_index.append(j)
+            window_start.append(t)
+            category.append(CATEGORIES.index(r.category) if r.category in CATEGORIES else 0)
+    if not labels:
+        raise InvalidArgument("no sample yields a window: enable zero padding or shorten the "
+                              "window", field="input.window_size_ms")
+    classes = sorted({lab for lab in labels if lab is not None})
+    common = {
+        "y": np.array([classes.index(lab) if lab is not None else -1 for lab in labels],
+                      np.int32),
+        "sample_ids": np.array(sample_ids, np.int64),
+        "window_index": np.array(window_index, np.int32),
+        "window_start_ms": np.array(window_start, np.float32),
+        "category": np.array(category, np.int8),
+    }
+    common_bytes = {k: npy_bytes(v) for k, v in common.items()}
+    dhash = _dataset_hash(samples)
+    written: list[str] = []
+    manifests: list[tuple[_BlockPlan, str, dict[str, Any]]] = []
+    summary: dict[str, Any] = {}
+    try:
+        for p in plans:
+            rep.check_cancelled()
+            X = np.concatenate([(p.cached.get(r.content_key) or p.new[r.content_key]).features
+                                for r in samples])
+            prefix = features_prefix(project_id, impulse_id, version, p.name) + gen + "/"
+            files = {}
+            for name in ARRAYS:
+                data = npy_bytes(X) if name == "X" else common_bytes[name]
+                written.append(prefix)
+                info = objects.put_bytes(prefix + f"{name}.npy", data,
+                                         content_type="application/x-npy")
+                files[name] = {"key": info.key, "sha256": info.sha256, "size": info.size}
+            manifest = {
+                "format": MANIFEST_FORMAT, "project_id": project_id, "impulse_id": impulse_id,
+                "impulse_version": version, "block": p.name, "block_type": p.block.name,
+                "implementation_version": p.block.implementation_version,
+                "block_hash": p.bhash, "params": p.params, "axes": p.axes,
+                "frequency_hz": p.fs, "input": impulse.to_dict()["input"],
+                "output": {"type": p.kind, "shape": list(p.shape)}, "classes": classes,
+                "categories": list(CATEGORIES), "windows": int(X.shape[0]),
+                "samples": len(samples), "dataset_hash": dhash, "generation": gen,
+                "files": files, "job_id": job_id,
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            manifests.append((p, manifest_key(project_id, impulse_id, version, p.name),
+                              manifest))
+            processed = len({r.content_key for r in samples if r.content_key in p.todo})
+            summary[p.name] = {
+                "type": p.kind, "shape": list(p.shape), "windows": int(X.shape[0]),
+                "processed_samples": processed,
+                "reused_samples": len({r.content_key for r in samples}) - processed,
+                "manifest": manifest_key(project_id, impulse_id, version, p.name),
+            }
+        rep.check_cancelled()
+    except BaseException:
+        for prefix in set(written):
+            objects.delete_prefix(prefix)
+        raise
+    # publish: every file is in place; the manifests make them visible
+    for _p, key, manifest in manifests:
+        objects.put_bytes(key, json.dumps(manifest, indent=1).encode(),
+                          content_type="application/json", overwrite=True)
+    _record(db, project_id, impulse_id, version, manifests, len(samples), job_id)
+    for p, _key, _m in manifests:
+        _drop_old_generations(objects, features_prefix(project_id, impulse_id, version, p.name),
+                              gen)
+    n_windows = len(labels)
+    rep.log(f"published {len(plans)} feature set(s): {n_windows} windows from "
+            f"{len(samples)} samples ({dropped} too short, dropped), classes {classes}")
+    return {"impulse_id": impulse_id, "version": version, "samples": len(samples),
+            "windows": n_windows, "dropped_samples": dropped, "classes": classes,
+            "dataset_hash": dhash, "blocks": summary}
+
+
+def _record(db: Database, project_id: int, impulse_id: int, version: int,
+            manifests: list[tuple[_BlockPlan, str, dict[str, Any]]], n_samples: int,
+            job_id: int | None) -> None:
+    with db.session() as s:
+        for p, key, m in manifests:
+            row = s.scalar(select(FeatureSet).where(
+                FeatureSet.impulse_id == impulse_id, FeatureSet.version == version,
+                FeatureSet.block == p.name))
+            if row is None:
+                row = FeatureSet(project_id=project_id, impulse_id=impulse_id, version=version,
+                                 block=p.name)
+                s.add(row)
+            row.block_hash, row.manifest_key = p.bhash, key
+            row.windows, row.samples = int(m["windows"]), n_samples
+            row.feature_shape, row.job_id = list(p.shape), job_id
+            row.created_at = datetime.now(UTC)
+
+
+def _drop_old_generations(objects: ObjectStore, prefix: str, keep: str) -> None:
+    stale = {info.key[len(prefix):].split("/", 1)[0] for info in objects.list(prefix)}
+    for gen in stale - {keep, "manifest.json"}:
+        objects.delete_prefix(prefix + gen + "/")
+
