@@ -238,3 +238,19 @@ def test_unknown_workflow_parameter_rejected() -> None:
     with pytest.raises(ValueError, match="no parameter 'zzz'"):
         LocalRunner().run(wf, {"zzz": "1"})
     assert json.dumps(wf.to_dict())  # the definition stays a plain Argo object
+
+
+def test_failure_omits_a_whole_chain_whatever_the_task_names() -> None:
+    """Downstream tasks whose names sort before their dependency are omitted too (fail-fast
+    settles the DAG in several passes instead of reporting a dependency cycle)."""
+    with WorkflowTemplate(name="w", entrypoint="main") as wf:
+        bad = py_step("bad", "raise SystemExit(1)")
+        ok = py_step("ok", "pass")
+        with DAG(name="main"):
+            z = bad(name="z-first")
+            m = ok(name="m-middle")
+            a = ok(name="a-last")
+            z >> m >> a
+    run = LocalRunner().run(wf)
+    assert run.phase == "Failed" and "task 'z-first' failed" in run.message
+    assert run.node("m-middle").phase == "Omitted" and run.node("a-last").phase == "Omitted"

@@ -38,6 +38,8 @@ from typing import Any, Protocol
 import numpy as np
 from sqlalchemy import select
 
+from tinyforge.blocks.custom_dsp import project_resolver
+from tinyforge.blocks.errors import BlockRunError
 from tinyforge.data.canonical import TimeSeries
 from tinyforge.data.images import image_pixels
 from tinyforge.data.windowing import StructuredLabel, prepare_image, window_label, window_sample
@@ -53,7 +55,7 @@ from tinyforge.features.store import (
     manifest_key,
     npy_bytes,
 )
-from tinyforge.impulse import ImageInput, Impulse, TimeSeriesInput, block_hash
+from tinyforge.impulse import BlockResolver, ImageInput, Impulse, TimeSeriesInput, block_hash
 from tinyforge.impulse_store import get_impulse
 from tinyforge.store.db import Database
 from tinyforge.store.models import FeatureSet
@@ -226,27 +228,50 @@ class _BlockPlan:
     axis_index: list[int]
     bhash: str
     fs: float
-    shape: tuple[int, ...]
+    shape: tuple[int, ...] | None  # None: a custom block's, until it ran
     kind: str
     cached: dict[str, _Cached] = field(default_factory=dict)
     new: dict[str, _Cached] = field(default_factory=dict)
     todo: set[str] = field(default_factory=set)
 
 
-def _plan(impulse: Impulse, objects: ObjectStore, project_id: int) -> list[_BlockPlan]:
+def _plan(impulse: Impulse, objects: ObjectStore, project_id: int,
+          resolver: BlockResolver | None = None) -> list[_BlockPlan]:
+    resolver = resolver or get_block
     plans = []
     for i, b in enumerate(impulse.processing):
-        block = get_block(b.block)
+        block = resolver(b.block)
         axes = impulse.block_axes(b)
         is_image = isinstance(impulse.input, ImageInput)
         fs = 0.0 if is_image else float(impulse.input.frequency_hz)
         params, spec = block.check(b.params, fs, impulse.input.window_shape(axes),
                                    field_prefix=f"processing[{i}].params.")
-        bhash = block_hash(impulse, b.name)
+        bhash = block_hash(impulse, b.name, resolver)
         index = [] if is_image else [impulse.input.axes.index(a) for a in axes]
-        plans.append(_BlockPlan(b.name, block, params, axes, index, bhash, fs, spec.shape,
-                                spec.kind, cached=_read_packs(objects, project_id, bhash)))
+        cached = _read_packs(objects, project_id, bhash)
+        shape: tuple[int, ...] | None = spec.shape
+        if getattr(block, "dynamic_output", False):
+            # a custom block's output shape is learned from its output (cached or computed)
+            shape = next((c.features.shape[1:] for c in cached.values()), None)
+        plans.append(_BlockPlan(b.name, block, params, axes, index, bhash, fs, shape,
+                                spec.kind, cached=cached))
     return plans
+
+
+def _bind(plans: list[_BlockPlan], rep: Reporter) -> None:
+    """Let custom blocks stream their output into the job log and stop on cancellation."""
+    def cancelled() -> bool:
+        try:
+            rep.check_cancelled()
+        except TinyForgeError:
+            return True
+        return False
+
+    for p in plans:
+        bound = getattr(p.block, "bound", None)
+        if bound is not None:
+            p.block = bound(log=lambda line, name=p.name: rep.log(f"[{name}] {line}"),
+                            cancelled=cancelled)
 
 
 def _run_block(plan: _BlockPlan, refs: list[SampleRef],
@@ -259,10 +284,22 @@ def _run_block(plan: _BlockPlan, refs: list[SampleRef],
     try:
         if sum(counts):
             feats = plan.block.features_batch(np.concatenate(parts), plan.fs, plan.params)
-        else:
+        elif plan.shape is not None:
             feats = np.zeros((0, *plan.shape), np.float32)
-    except TinyForgeError:
-        if len(refs) == 1:
+        else:  # a custom block that has not run yet: one (discarded) window gives its shape
+            probe = np.zeros((1, *windows[refs[0].id][0].shape[1:-1], len(plan.axes) or
+                              windows[refs[0].id][0].shape[-1]), np.float32)
+            feats = plan.block.features_batch(probe, plan.fs, plan.params)[:0]
+        if plan.shape is None:
+            plan.shape = tuple(int(d) for d in feats.shape[1:])
+        elif tuple(feats.shape[1:]) != tuple(plan.shape):
+            raise FailedPrecondition(
+                f"block {plan.block.name!r} returned features of shape {tuple(feats.shape[1:])} "
+                f"per window, earlier windows gave {tuple(plan.shape)}", field="block")
+    except TinyForgeError as exc:
+        # a custom block's own failure (exit code, timeout) is not bisected per sample: each
+        # retry would run (and maybe time out) again; its message carries the block's log
+        if len(refs) == 1 or isinstance(exc, BlockRunError):
             raise
         for r in refs:  # find the sample at fault
             try:
@@ -285,9 +322,14 @@ def _dataset_hash(samples: list[SampleRef]) -> str:
 
 def generate_features(db: Database, objects: ObjectStore, project_id: int, impulse_id: int,
                       version: int = 0, *, reporter: Reporter | None = None,
-                      job_id: int | None = None) -> dict[str, Any]:
+                      job_id: int | None = None,
+                      shard: tuple[int, int] | None = None) -> dict[str, Any]:
     """Generate (incrementally) and publish the features of every processing block of an
     impulse version (0 = latest) over the project's enabled samples.
+
+    ``shard=(i, n)`` computes only the samples of shard i of n (:func:`shard_of`) still to
+    process, into the cache, and publishes nothing: the fan-out steps of the feature pipeline run one shard each,
+    and a final unsharded call (which then finds everything cached) publishes.
 
     Returns a JSON-able summary: ``impulse_id``, ``version``, ``samples``, ``windows``,
     ``dropped_samples`` (shorter than a window without zero padding) and per block
@@ -297,10 +339,12 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
     rep: Reporter = reporter or _Quiet()
     with db.session() as s:
         stored = get_impulse(s, project_id, impulse_id, version)
-    impulse, version = stored.impulse.validate(), stored.version
+    resolver = project_resolver(db, objects, project_id)
+    impulse, version = stored.impulse.validate(resolver), stored.version
     samples = dataset_samples(db, objects, project_id)
     check_dataset(impulse, samples)
-    plans = _plan(impulse, objects, project_id)
+    plans = _plan(impulse, objects, project_id, resolver)
+    _bind(plans, rep)
     for p in plans:
         p.todo = {r.content_key for r in samples if r.content_key not in p.cached}
         rep.log(f"block {p.name} ({p.block.name}): {len({r.content_key for r in samples})} "
@@ -312,9 +356,18 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
         if r.content_key not in seen and any(r.content_key in p.todo for p in plans):
             todo_refs.append(r)
             seen.add(r.content_key)
+    if shard is not None:
+        index, count = shard
+        if not 0 <= index < count:
+            raise InvalidArgument(f"shard {index} of {count} is out of range", field="shard")
+        # by content hash, not by position in the to-do list: shards running at the same time
+        # see each other's results in the cache, so their to-do lists differ
+        todo_refs = [r for r in todo_refs if shard_of(r.content_key, count) == index]
     _compute(objects, impulse, plans, todo_refs, rep)
     for p in plans:
         _write_pack(objects, project_id, p.bhash, p.shape, p.new)
+    if shard is not None:
+        return {"shard": shard[0], "shards": shard[1], "processed_samples": len(todo_refs)}
     rep.progress(0.9, "assembling feature matrices")
     return _publish(db, objects, project_id, impulse_id, version, impulse, plans, samples,
                     rep, job_id)
@@ -472,3 +525,24 @@ def _drop_old_generations(objects: ObjectStore, prefix: str, keep: str) -> None:
     for gen in stale - {keep, "manifest.json"}:
         objects.delete_prefix(prefix + gen + "/")
 
+
+def shard_of(content_key: str, count: int) -> int:
+    """The shard (0..count-1) a sample belongs to: stable, whatever else is cached."""
+    return int(hashlib.sha256(content_key.encode()).hexdigest()[:8], 16) % count
+
+
+def samples_to_process(db: Database, objects: ObjectStore, project_id: int, impulse_id: int,
+                       version: int = 0) -> int:
+    """How many distinct samples a generation would compute now (0 = all cached).
+
+    Validates the impulse and the dataset first, so a pipeline fails before fanning out.
+    """
+    with db.session() as s:
+        stored = get_impulse(s, project_id, impulse_id, version)
+    resolver = project_resolver(db, objects, project_id)
+    impulse = stored.impulse.validate(resolver)
+    samples = dataset_samples(db, objects, project_id)
+    check_dataset(impulse, samples)
+    plans = _plan(impulse, objects, project_id, resolver)
+    return len({r.content_key for r in samples
+                if any(r.content_key not in p.cached for p in plans)})

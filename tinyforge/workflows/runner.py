@@ -394,29 +394,35 @@ class _Run:
         stop_scheduling = False
         with ThreadPoolExecutor(max_workers=max(len(tasks), 1)) as pool:
             while pending or running:
-                for name in sorted(pending):
-                    if any(d not in phases for d in deps[name]):
-                        continue
-                    pending.discard(name)
-                    t = tasks[name]
-                    child = f"{node_name}.{name}"
-                    if stop_scheduling:
-                        phases[name] = OMITTED
-                        results[name] = NodeResult(
-                            child, t.get("template", ""), OMITTED, "fail-fast"
-                        )
-                        continue
-                    if "depends" in t:
-                        ok = evaluate_depends(t["depends"], phases)
-                    else:
-                        ok = all(phases[d] in {SUCCEEDED, SKIPPED} for d in deps[name])
-                    if not ok:
-                        phases[name] = OMITTED
-                        results[name] = NodeResult(
-                            child, t.get("template", ""), OMITTED, "depends not met"
-                        )
-                        continue
-                    running[pool.submit(self._run_task, t, task_scope, child, "tasks")] = name
+                # Settle every task whose dependencies are final; omitting one can make another
+                # ready, so repeat until a pass changes nothing.
+                changed = True
+                while changed:
+                    changed = False
+                    for name in sorted(pending):
+                        if any(d not in phases for d in deps[name]):
+                            continue
+                        changed = True
+                        pending.discard(name)
+                        t = tasks[name]
+                        child = f"{node_name}.{name}"
+                        if stop_scheduling:
+                            phases[name] = OMITTED
+                            results[name] = NodeResult(
+                                child, t.get("template", ""), OMITTED, "fail-fast"
+                            )
+                            continue
+                        if "depends" in t:
+                            ok = evaluate_depends(t["depends"], phases)
+                        else:
+                            ok = all(phases[d] in {SUCCEEDED, SKIPPED} for d in deps[name])
+                        if not ok:
+                            phases[name] = OMITTED
+                            results[name] = NodeResult(
+                                child, t.get("template", ""), OMITTED, "depends not met"
+                            )
+                            continue
+                        running[pool.submit(self._run_task, t, task_scope, child, "tasks")] = name
                 if not running:
                     if pending:  # unreachable tasks: a cycle
                         return NodeResult(

@@ -28,7 +28,10 @@ from tinyforge.errors import InvalidArgument, NotFound
 OUTPUTS_DIR = "tmp/outputs"
 OUTPUT_ROOT_ENV = "TINYFORGE_OUTPUT_ROOT"
 #: Modules whose import registers steps. Later stages append theirs.
-STEP_MODULES: list[str] = ["tinyforge.workflows.builtin_steps"]
+STEP_MODULES: list[str] = [
+    "tinyforge.workflows.builtin_steps",
+    "tinyforge.features.steps",
+]
 
 
 def output_path(name: str) -> str:

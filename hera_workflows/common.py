@@ -1,0 +1,84 @@
+"""Building blocks shared by every TinyForge pipeline (Argo WorkflowTemplates via Hera).
+
+A pipeline step is a container of the TinyForge image running ``tinyforge step NAME --arg
+k=v ...`` (see :mod:`tinyforge.workflows.steps`). Data moves between steps as object-store keys
+and ids in parameters, never as Argo artifacts, so the same templates run on the cluster
+(MinIO, PostgreSQL) and in the local runner (local directory store, SQLite). Every pipeline
+records its outcome on its job through the ``record-status`` exit handler.
+
+Templates name the platform image by the marker :data:`PLATFORM_IMAGE`. The Helm chart
+replaces it with the release's image and adds the settings (ConfigMap + secret env), the
+workflow service account and the pod labels its NetworkPolicies expect; the local runner runs
+marker-image steps as local processes with the platform's settings in their environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hera.workflows import Container, Parameter, Resources, RetryStrategy
+from hera.workflows.models import ValueFrom
+
+from tinyforge.workflows.steps import output_path
+
+#: Marker for "the TinyForge platform image" (see the module docstring).
+PLATFORM_IMAGE = "tinyforge/platform"
+#: Parameters every pipeline takes: the job that tracks it and the project it works on.
+COMMON_PARAMETERS = ("job-id", "project-id")
+
+
+def step_template(
+    name: str,
+    step: str,
+    *,
+    inputs: Sequence[str],
+    outputs: Sequence[str] = (),
+    cpu: str = "500m",
+    memory: str = "1Gi",
+    memory_limit: str = "4Gi",
+    retries: int = 2,
+    timeout_s: int = 3600,
+    image: str = PLATFORM_IMAGE,
+) -> Container:
+    """A container template running ``tinyforge step STEP`` with each input as ``--arg``.
+
+    Outputs are files at ``/tmp/outputs/NAME`` (what :meth:`StepContext.output` writes).
+    Quantities are strings (the Argo schema types them so).
+    """
+    args: list[str] = []
+    for p in inputs:
+        args += ["--arg", f"{p}={{{{inputs.parameters.{p}}}}}"]
+    return Container(
+        name=name,
+        image=image,
+        command=["tinyforge", "step", step],
+        args=args,
+        inputs=[Parameter(name=p) for p in inputs],
+        outputs=[Parameter(name=o, value_from=ValueFrom(path=output_path(o))) for o in outputs],
+        resources=Resources(cpu_request=cpu, memory_request=memory, memory_limit=memory_limit),
+        retry_strategy=RetryStrategy(limit=str(retries), retry_policy="Always"),
+        active_deadline_seconds=timeout_s,
+    )
+
+
+def exit_handler() -> Container:
+    """The ``record-status`` template: stores ``{{workflow.status}}`` on the pipeline's job."""
+    return Container(
+        name="record-status",
+        image=PLATFORM_IMAGE,
+        command=["tinyforge", "step", "record-status"],
+        args=[
+            "--arg",
+            "job-id={{workflow.parameters.job-id}}",
+            "--arg",
+            "status={{workflow.status}}",
+        ],
+        resources=Resources(cpu_request="50m", memory_request="128Mi", memory_limit="512Mi"),
+        retry_strategy=RetryStrategy(limit="3", retry_policy="Always"),
+        active_deadline_seconds=300,
+    )
+
+
+def pipeline_parameters(*extra: str) -> list[Parameter]:
+    """Workflow parameters: the common ones plus ``extra`` (all required strings)."""
+    return [Parameter(name=p) for p in (*COMMON_PARAMETERS, *extra)]
