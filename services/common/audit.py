@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import insert
+
 from tinyforge.store.db import Database
 from tinyforge.store.models import AuditLog
 
@@ -23,9 +25,10 @@ def record(
 ) -> None:
     """Write one audit row in its own transaction; failures are logged, never raised."""
     try:
+        # A Core INSERT: one short write transaction without the ORM unit of work.
         with db.session() as s:
-            s.add(
-                AuditLog(
+            s.execute(
+                insert(AuditLog).values(
                     method=method[:256],
                     status=status,
                     api_key_id=api_key_id,

@@ -40,6 +40,7 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from sqlalchemy import select
 
 from services.common import audit
 from tinyforge.auth import POLICY, Principal, Target, authenticate, authorize
@@ -191,10 +192,10 @@ class IngestionApi:
                                           "header (the numeric project id)",
                                           field="x-project-id")
                 project_id = int(raw_project)
-            project = s.get(Project, project_id)
-            if project is None:
+            org_id = s.scalar(select(Project.org_id).where(Project.id == project_id))
+            if org_id is None:
                 raise PermissionDenied(f"project {project_id} is not accessible with this key")
-            target = Target(project.org_id, project.id)
+            target = Target(org_id, project_id)
         authorize(principal, self.rule, target, UPLOAD_RULE_METHOD)
         return principal, target
 

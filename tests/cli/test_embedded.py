@@ -29,10 +29,15 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _start(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    """Start ``tinyforge up``; return once it reported ready and health says SERVING."""
+def _start(data_dir: Path, port: int,
+           ingestion_port: int | None = None) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start ``tinyforge up``; return once it reported ready and health says SERVING.
+    Both ports are free ones: a test must never take a running platform's default port
+    (4810 for ingestion)."""
+    ingestion_port = _free_port() if ingestion_port is None else ingestion_port
     proc = subprocess.Popen(
-        [TINYFORGE, "up", "--data-dir", str(data_dir), "--port", str(port)],
+        [TINYFORGE, "up", "--data-dir", str(data_dir), "--port", str(port),
+         "--ingestion-port", str(ingestion_port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -77,6 +82,7 @@ def test_up_lists_default_project_and_stops_cleanly(tmp_path: Path) -> None:
         config = json.loads(config_path.read_text())
         assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
         assert config["address"] == f"127.0.0.1:{port}"
+        assert not config["ingestion_url"].endswith(":4810"), "tests use a free ingestion port"
         assert config["api_key"] in [ln.strip() for ln in lines]  # printed on its own line
         assert (data_dir / "tinyforge.db").is_file()
 

@@ -82,7 +82,8 @@ def test_every_format_is_stored_with_original_and_canonical(ingest, tenant, plat
     assert rows == 5
     assert sorted(keys) == sorted(
         [f"projects/{pid}/raw/{s.id}/original" for s in got.values()]
-        + [f"projects/{pid}/raw/{s.id}/canonical.npz" for n, s in got.items() if n != "e.png"])
+        + [f"projects/{pid}/raw/{s.id}/canonical.npz" for n, s in got.items()
+           if n not in ("e.png", "d.wav")]), "a WAV is its own canonical object: no copy"
 
 
 def test_list_filters_and_paging(ingest, tenant) -> None:
@@ -245,6 +246,48 @@ def test_upload_stream_large_file(ingest, tenant) -> None:
     body = b"".join(c.chunk for c in ingest.stub.DownloadSample(
         ipb.DownloadSampleRequest(project_id=pid, sample_id=s.id), metadata=ingest.md))
     assert body == data
+
+
+def _stream(ingest, pid: int, data: bytes, name: str, piece: int = 4096) -> ipb.Sample:
+    def messages():
+        yield ipb.UploadStreamRequest(header=ipb.UploadStreamHeader(
+            project_id=pid, size_bytes=len(data), options=ipb.UploadOptions(filename=name)))
+        for i in range(0, len(data), piece):
+            yield ipb.UploadStreamRequest(chunk=data[i:i + piece])
+
+    return ingest.stub.UploadStream(messages(), metadata=ingest.md).sample
+
+
+def test_streamed_wav_is_checked_without_decoding_and_reads_back(ingest, tenant,
+                                                                 platform) -> None:
+    """Streamed WAVs are validated from header + size (float ones scanned for NaN/Inf across
+    chunk boundaries); the canonical download is the same array the library decodes."""
+    from tinyforge.data.formats import parse_upload
+    from tinyforge.data.wav import encode_wav
+
+    pid = tenant.project_id
+    pcm = wav16([5, -7, 32767, -32768, 0] * 4000, rate=16000)
+    s = _stream(ingest, pid, pcm, "p.wav", piece=333)  # odd pieces: header split across them
+    assert s.length == 20000 and s.interval_ms == pytest.approx(1000 / 16000)
+    assert s.has_canonical and s.kind == "audio"
+    npz = np.load(io.BytesIO(b"".join(c.chunk for c in ingest.stub.DownloadSample(
+        ipb.DownloadSampleRequest(project_id=pid, sample_id=s.id, canonical=True),
+        metadata=ingest.md))))
+    np.testing.assert_array_equal(npz["values"], parse_upload(pcm).series.values)
+    before = stored(platform, pid)
+    sig = np.sin(np.arange(50_000) / 10.0)[:, None] * 0.5
+    floats = bytearray(encode_wav(sig, 8000, bits=32, float_format=True))
+    ok = _stream(ingest, pid, bytes(floats), "f.wav", piece=1001)
+    assert ok.length == 50_000
+    floats[-400:-396] = np.array([np.nan], dtype="<f4").tobytes()  # in the last chunk
+    with pytest.raises(grpc.RpcError) as e:
+        _stream(ingest, pid, bytes(floats), "nan.wav", piece=1001)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NaN" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        _stream(ingest, pid, pcm[:-3], "cut.wav")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "truncated" in e.value.details()
+    rows, keys = stored(platform, pid)
+    assert rows == before[0] + 1 and len(keys) == len(before[1]) + 1, "rejected: nothing kept"
 
 
 def test_upload_stream_needs_header_first_and_exact_size(ingest, tenant, platform) -> None:

@@ -3,7 +3,9 @@ the local directory and the MinIO code path talking to a real S3 API server (mot
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import random
 import threading
@@ -461,11 +463,29 @@ def test_iter_chunks_respects_chunk_size(object_store: ObjectStore) -> None:
 
 
 def test_local_corruption_detected(local_store: LocalObjectStore) -> None:
-    local_store.put_bytes("x/1", b"hello world")
+    big = b"hello world" * (local_store.inline_max // 11 + 1)  # over inline_max: a blob file
+    local_store.put_bytes("x/1", big)
     (blob,) = (local_store.root / "x" / "1").glob(".blob-*")
-    blob.write_bytes(b"hello WORLD")
+    blob.write_bytes(big.replace(b"world", b"WORLD", 1))
     with pytest.raises(TinyForgeError, match="corrupt"):
         local_store.get_bytes("x/1")
+
+
+def test_local_small_objects_inline_and_corruption_detected(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "o")
+    store.put_bytes("x/2", b"hello world", metadata={"a": "b"})
+    kdir = tmp_path / "o" / "x" / "2"
+    assert sorted(p.name for p in kdir.iterdir()) == [".object.json"], "one file, no blob"
+    again = LocalObjectStore(tmp_path / "o")  # a restart reads it back
+    assert again.get_bytes("x/2") == b"hello world"
+    assert again.stat("x/2").metadata == {"a": "b"}
+    doc = json.loads((kdir / ".object.json").read_text())
+    doc["inline"] = base64.b64encode(b"hello WORLD").decode()
+    (kdir / ".object.json").write_text(json.dumps(doc))
+    with pytest.raises(TinyForgeError, match="corrupt"):
+        again.get_bytes("x/2")
+    again.delete("x/2")
+    assert not again.exists("x/2") and not kdir.exists()
 
 
 def test_local_store_survives_restart(tmp_path: Path) -> None:

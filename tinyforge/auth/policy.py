@@ -134,6 +134,23 @@ POLICY: dict[str, Rule] = {
     _m("DspService", "GetFeatures"): Rule(G, Scope.PROJECT, "project_id"),
     _m("DspService", "FeatureExplorer"): Rule(G, Scope.PROJECT, "project_id"),
     _m("DspService", "AutotuneBlock"): Rule(M, Scope.PROJECT, "project_id"),
+    # BlockService: the organization's custom blocks. Every key of the org may read them
+    # (project keys too: their impulses use them); members register and delete (project keys
+    # not: a block serves every project of the org).
+    _m("BlockService", "RegisterBlock"): Rule(M, Scope.ORG, "org_id", mutating=True),
+    _m("BlockService", "GetBlock"): Rule(G, Scope.ORG, "org_id", project_keys=True),
+    _m("BlockService", "ListRegisteredBlocks"): Rule(G, Scope.ORG, "org_id", project_keys=True),
+    _m("BlockService", "ListBlockVersions"): Rule(G, Scope.ORG, "org_id", project_keys=True),
+    _m("BlockService", "DeleteBlock"): Rule(M, Scope.ORG, "org_id", mutating=True),
+    # TrainService: members train and test (jobs that write models); guests read models,
+    # download their files and classify (computes only, like RunBlock).
+    _m("TrainService", "StartTraining"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("TrainService", "GetModel"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("TrainService", "ListModels"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("TrainService", "TestModel"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("TrainService", "GetTestResult"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("TrainService", "DownloadModelFile"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("TrainService", "Classify"): Rule(G, Scope.PROJECT, "project_id"),
 }
 
 Resolver = Callable[[Session, Any, Rule, Principal], Target]

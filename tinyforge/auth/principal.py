@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tinyforge.auth.keys import hash_secret, is_well_formed, shown_prefix
@@ -58,31 +58,38 @@ def authenticate(session: Session, secret: str) -> Principal:
         raise Unauthenticated(
             "malformed API key: expected 'tf_' followed by 40 characters", field="x-api-key"
         )
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
-    if key is None:
+    # One column query (key + the user's membership): no ORM identity map on this hot path.
+    # Nothing is cached, so a revoked key or a removed member is refused on the very next call.
+    row = session.execute(
+        select(
+            ApiKey.id, ApiKey.prefix, ApiKey.org_id, ApiKey.project_id, ApiKey.user_id,
+            ApiKey.role, ApiKey.revoked_at, ApiKey.last_used_at, Membership.role,
+        )
+        .outerjoin(
+            Membership,
+            (Membership.org_id == ApiKey.org_id) & (Membership.user_id == ApiKey.user_id),
+        )
+        .where(ApiKey.key_hash == hash_secret(secret))
+    ).first()
+    if row is None:
         raise Unauthenticated(f"unknown API key {shown_prefix(secret)}…", field="x-api-key")
-    if key.revoked_at is not None:
+    key_id, prefix, org_id, project_id, user_id, role, revoked_at, last_used_at, member_role = row
+    if revoked_at is not None:
         raise Unauthenticated(
-            f"API key {key.prefix}… (id {key.id}) was revoked at "
-            f"{_aware(key.revoked_at).isoformat(timespec='seconds')}",
+            f"API key {prefix}… (id {key_id}) was revoked at "
+            f"{_aware(revoked_at).isoformat(timespec='seconds')}",
             field="x-api-key",
         )
-    role = key.role
-    if key.user_id is not None:
-        membership = session.scalar(
-            select(Membership).where(
-                Membership.org_id == key.org_id, Membership.user_id == key.user_id
-            )
-        )
-        if membership is None:
+    if user_id is not None:
+        if member_role is None:
             raise PermissionDenied(
-                f"API key {key.prefix}… belongs to user {key.user_id}, who is no longer a member "
-                f"of organization {key.org_id}"
+                f"API key {prefix}… belongs to user {user_id}, who is no longer a member "
+                f"of organization {org_id}"
             )
-        role = weaker_role(role, membership.role)
+        role = weaker_role(role, member_role)
     now = datetime.now(UTC)
-    if key.last_used_at is None or now - _aware(key.last_used_at) > _LAST_USED_RESOLUTION:
-        key.last_used_at = now
+    if last_used_at is None or now - _aware(last_used_at) > _LAST_USED_RESOLUTION:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
     return Principal(
-        key_id=key.id, user_id=key.user_id, org_id=key.org_id, project_id=key.project_id, role=role
+        key_id=key_id, user_id=user_id, org_id=org_id, project_id=project_id, role=role
     )

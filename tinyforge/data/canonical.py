@@ -8,7 +8,8 @@ upload said about the device and any labels carried inside the file.
 
 ``TimeSeries.to_bytes`` / ``TimeSeries.from_bytes`` give the stored derived object: an ``.npz``
 archive holding ``values`` (float32 ``[T, A]``) and ``meta`` (a JSON string with interval, axes
-and units), readable with plain ``numpy.load`` and no pickle.
+and units), readable with plain ``numpy.load`` and no pickle. For WAV uploads the original file
+is the stored canonical object (no float32 copy twice its size); ``from_bytes`` reads both.
 """
 
 from __future__ import annotations
@@ -126,7 +127,14 @@ class TimeSeries:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TimeSeries:
-        """Read back what :meth:`to_bytes` wrote. Raises InvalidArgument if it is not one."""
+        """Read back what :meth:`to_bytes` wrote, or a WAV file (the stored canonical object
+        of WAV uploads is the original file: a lossless container of the same int16-unit
+        array, decoded by :func:`tinyforge.data.wav.parse_wav`). Raises InvalidArgument if
+        it is neither."""
+        if data[:4] == b"RIFF":
+            from tinyforge.data.wav import parse_wav  # wav imports this module
+
+            return parse_wav(data)
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 values = np.ascontiguousarray(npz["values"], dtype=np.float32)

@@ -6,7 +6,10 @@ Ingesting one sample:
 2. the upload is parsed into its canonical form (:func:`tinyforge.data.formats.parse_upload`);
 3. a ``pending`` row reserves the sample id (pending rows are invisible to every query);
 4. the original bytes go to ``projects/{project_id}/raw/{sample_id}/original`` and the
-   canonical ``.npz`` (time series and audio) to ``.../canonical.npz``;
+   canonical ``.npz`` (time series and audio) to ``.../canonical.npz`` — except for WAV,
+   whose original file is its canonical object (``canonical_key == raw_key``; a lossless
+   container of the int16-unit array that ``TimeSeries.from_bytes`` reads; a copy would be
+   twice the upload as float32);
 5. one transaction marks the row ``ready``, checks duplicates (when asked) and counts the
    sample in the device registry.
 
@@ -15,7 +18,13 @@ A process killed in the middle leaves a pending row and maybe objects; those are
 :func:`cleanup_stale_uploads` (run at service start and periodically).
 
 Streamed uploads (:func:`ingest_stream`) write the bytes straight into the object store with
-the size limit enforced on the way (nothing is visible until complete), then parse them.
+the size limit enforced on the way (nothing is visible until complete), then parse them; a
+streamed WAV is validated from its header and size (plus a NaN/Inf scan for float WAVs)
+without decoding it, in constant memory.
+
+The database work of an upload is three short transactions of Core statements (reserve the
+id, then pending -> ready + device counter; plus the caller's audit row); nothing is cached,
+so project settings (HMAC key) and key revocations apply to the very next upload.
 """
 
 from __future__ import annotations
@@ -31,11 +40,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tinyforge.accounts.projects import get_project
-from tinyforge.data.canonical import ParsedSample, content_sha256
+from tinyforge.accounts.validation import check_id
+from tinyforge.data.canonical import (
+    ParsedSample,
+    SampleKind,
+    SourceFormat,
+    TimeSeries,
+    content_sha256,
+)
 from tinyforge.data.formats import parse_upload
 from tinyforge.data.labels import (
     BoundingBox,
@@ -50,6 +66,7 @@ from tinyforge.data.labels import (
     validate_metadata,
 )
 from tinyforge.data.splits import DEFAULT_TEST_FRACTION, split_for_hash
+from tinyforge.data.wav import WavHeadTooShort, check_float_samples, inspect_wav, is_wav
 from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound
 from tinyforge.store.db import Database
 from tinyforge.store.models import Device, Project, Sample
@@ -67,6 +84,29 @@ STALE_PENDING_S = 3600.0  # a pending row older than this belongs to a dead uplo
 # session is not atomic across threads. Duplicate checks and device counters need that, so
 # the (short) finishing transactions of one process are serialised.
 _finish_lock = threading.Lock()
+
+_SAMPLES = Sample.__table__
+_FINISH_STMT: Any = None
+
+
+def _finish_statement() -> Any:
+    """pending -> ready UPDATE of every column, with bound parameters ``v_<column>``,
+    ``w_id`` and ``w_state``: built once, so SQLAlchemy compiles it once (a statement with
+    literal values would be re-coerced and re-keyed on every upload)."""
+    global _FINISH_STMT
+    if _FINISH_STMT is None:
+        cols = [c for c in _SAMPLES.c if c.name not in ("id", "project_id")]
+        _FINISH_STMT = (update(_SAMPLES)
+                        .where(_SAMPLES.c.id == bindparam("w_id"),
+                               _SAMPLES.c.state == bindparam("w_state"))
+                        .values({c.name: bindparam("v_" + c.name, type_=c.type) for c in cols}))
+    return _FINISH_STMT
+_DEVICES = Device.__table__
+# Column values of a finished row that the parsed content may leave unset.
+_ROW_DEFAULTS: dict[str, Any] = {
+    "interval_ms": 0.0, "length": 0, "axes": [], "width": 0, "height": 0,
+    "canonical_key": None, "structured_labels": [], "bounding_boxes": [],
+}
 
 
 def raw_prefix(project_id: int, sample_id: int) -> str:
@@ -110,6 +150,43 @@ class UploadOptions:
     upload_source: str = ""
     frequency_hz: float | None = None
     test_fraction: float = DEFAULT_TEST_FRACTION
+
+
+@dataclass(frozen=True)
+class SeriesShape:
+    """What ingest needs of a series it did not decode (a streamed WAV): T, interval in ms,
+    axis names and units (the attributes of :class:`TimeSeries` that rows record)."""
+
+    length: int
+    interval_ms: float
+    axes: tuple[str, ...]
+    units: tuple[str, ...]
+
+    @property
+    def duration_ms(self) -> float:
+        return self.length * self.interval_ms
+
+
+class _Head:
+    """Passes chunks through, keeping the first ``limit`` bytes (a file header) aside."""
+
+    def __init__(self, chunks: Iterable[bytes], limit: int = 64 * 1024) -> None:
+        self._chunks = chunks
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._kept = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        for c in self._chunks:
+            if self._kept < self._limit:
+                part = bytes(c[:self._limit - self._kept])
+                self._parts.append(part)
+                self._kept += len(part)
+            yield c
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self._parts)
 
 
 @dataclass
@@ -196,9 +273,14 @@ class SampleStore:
 
     # ------------------------------------------------------------------ ingest
     def _project(self, project_id: int) -> tuple[str, bool]:
+        # Read per upload (never cached): a rotated HMAC key applies to the next upload.
+        check_id(project_id, "project_id")
         with self.db.session() as s:
-            p = get_project(s, project_id)
-            return p.hmac_key, p.allow_unsigned_data
+            row = s.execute(select(Project.hmac_key, Project.allow_unsigned_data)
+                            .where(Project.id == project_id)).first()
+        if row is None:
+            raise NotFound(f"project {project_id} does not exist", field="project_id")
+        return row[0], row[1]
 
     def _parse(self, data: bytes, opts: UploadOptions, project_id: int) -> ParsedSample:
         hmac_key, allow_unsigned = self._project(project_id)
@@ -215,12 +297,12 @@ class SampleStore:
                                 f"exists: sample {dup}", field="data")
 
     def _reserve(self, project_id: int, chk: _Checked, opts: UploadOptions) -> int:
+        # Core INSERT (no ORM unit of work): one short write transaction.
         with self.db.session() as s:
-            row = Sample(project_id=project_id, state=PENDING, filename=chk.filename,
-                         category="training", upload_source=opts.upload_source.strip())
-            s.add(row)
-            s.flush()
-            return row.id
+            res = s.execute(insert(_SAMPLES).values(
+                project_id=project_id, state=PENDING, filename=chk.filename,
+                category="training", upload_source=opts.upload_source.strip()))
+            return int(res.inserted_primary_key[0])
 
     def _discard(self, project_id: int, sample_id: int) -> None:
         """Remove the objects and the pending row of a failed upload (never raises)."""
@@ -237,9 +319,14 @@ class SampleStore:
             log.exception("could not delete the pending row of failed upload %s", sample_id)
 
     def _finish(self, project_id: int, sample_id: int, chk: _Checked, opts: UploadOptions,
-                parsed: ParsedSample, sha: str, size: int) -> Sample:
-        fields = _derive(parsed, chk, opts)
-        if parsed.series is not None:
+                parsed: ParsedSample, sha: str, size: int, *,
+                canonical_is_original: bool = False) -> Sample:
+        fields = {**_ROW_DEFAULTS, **_derive(parsed, chk, opts)}
+        if canonical_is_original:
+            # WAV: the original file is a lossless container of the int16-unit array and
+            # TimeSeries.from_bytes reads it directly, so no second copy is stored.
+            fields["canonical_key"] = raw_key(project_id, sample_id)
+        elif parsed.series is not None:
             data = parsed.canonical_bytes()
             assert data is not None
             self.objects.put_bytes(canonical_key(project_id, sample_id), data,
@@ -249,26 +336,26 @@ class SampleStore:
         category = chk.category.value
         if chk.category is Category.SPLIT:
             category = split_for_hash(sha, opts.test_fraction)
+        now = datetime.now(UTC)
+        fields.update(category=category, label=chk.label, filename=chk.filename,
+                      sample_metadata=chk.metadata, sha256=sha, size_bytes=size,
+                      raw_key=raw_key(project_id, sample_id), state=READY, created_at=now,
+                      updated_at=now, upload_source=opts.upload_source.strip(), enabled=True)
+        values = {"v_" + ("metadata" if k == "sample_metadata" else k): v
+                  for k, v in fields.items()}
+        values.update(w_id=sample_id, w_state=PENDING)
+        # One short write transaction with Core statements (the ORM unit of work costs more
+        # than SQLite itself here): duplicate check, pending -> ready, device counter.
         with _finish_lock, self.db.session() as s:
             if opts.disallow_duplicates:
                 self._check_duplicate(s, project_id, sha, sample_id)
-            row = s.get(Sample, sample_id)
-            if row is None:
+            res = s.execute(_finish_statement(), values)
+            if res.rowcount != 1:
                 raise NotFound(f"sample {sample_id} vanished during its upload", field="sample_id")
-            for k, v in fields.items():
-                setattr(row, k, v)
-            row.category, row.label, row.filename = category, chk.label, chk.filename
-            row.sample_metadata = chk.metadata
-            row.sha256, row.size_bytes = sha, size
-            row.raw_key = raw_key(project_id, sample_id)
-            row.state = READY
-            row.created_at = datetime.now(UTC)
-            name = row.device_name or row.device_type
+            name = fields["device_name"] or fields["device_type"]
             if name:
-                _touch_device(s, project_id, name[:256], row.device_type)
-            s.flush()
-            s.expunge(row)
-            return row
+                _touch_device(s, project_id, name[:256], fields["device_type"])
+        return Sample(id=sample_id, project_id=project_id, **fields)
 
     def ingest_bytes(self, project_id: int, data: bytes, opts: UploadOptions) -> Sample:
         """Validate, parse and store one upload held in memory; returns the stored row.
@@ -288,7 +375,8 @@ class SampleStore:
         try:
             info = self.objects.put_bytes(raw_key(project_id, sample_id), data,
                                           content_type=parsed.content_type, overwrite=True)
-            return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size)
+            return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size,
+                                canonical_is_original=parsed.format is SourceFormat.WAV)
         except BaseException:
             self._discard(project_id, sample_id)
             raise
@@ -305,16 +393,48 @@ class SampleStore:
         self._project(project_id)  # NotFound before anything is written
         sample_id = self._reserve(project_id, chk, opts)
         key = raw_key(project_id, sample_id)
+        head = _Head(chunks)
         try:
-            info = self.objects.put_stream(key, chunks, max_bytes=self.max_upload_bytes,
+            info = self.objects.put_stream(key, head.chunks(), max_bytes=self.max_upload_bytes,
                                            overwrite=True)
-            data = self.objects.get_bytes(key)
-            parsed = self._parse(data, opts, project_id)
-            del data
-            return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size)
+            parsed = self._parse_stored_wav(key, head.data, info.size)
+            if parsed is None:  # not a WAV (or an odd one): parse the whole file in memory
+                data = self.objects.get_bytes(key)
+                parsed = self._parse(data, opts, project_id)
+                del data
+            return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size,
+                                canonical_is_original=parsed.format is SourceFormat.WAV)
         except BaseException:
             self._discard(project_id, sample_id)
             raise
+
+    def _parse_stored_wav(self, key: str, head: bytes, size: int) -> ParsedSample | None:
+        """Validate a stored WAV from its header and size, without decoding it: integer PCM
+        samples cannot be invalid, float ones are checked for NaN/Inf chunk by chunk. The
+        original is the canonical object of a WAV, so nothing else is derived (constant
+        memory for any file size). None when the head is not a WAV's or too short."""
+        if not is_wav(head):
+            return None
+        try:
+            lay = inspect_wav(head, size)
+        except WavHeadTooShort:
+            return None
+        if lay.is_float:
+            pos, end, carry = 0, lay.data_offset + lay.data_size, b""
+            item = lay.bits // 8
+            for chunk in self.objects.iter_chunks(key):
+                lo, hi = max(lay.data_offset - pos, 0), min(end - pos, len(chunk))
+                pos += len(chunk)
+                if hi <= lo:
+                    continue
+                piece = carry + chunk[lo:hi]
+                whole = len(piece) - len(piece) % item
+                check_float_samples(lay, piece[:whole])
+                carry = piece[whole:]
+        series = SeriesShape(length=lay.frames, interval_ms=1000.0 / lay.rate, axes=lay.axes,
+                             units=("wav",) * lay.channels)
+        return ParsedSample(kind=SampleKind.AUDIO, format=SourceFormat.WAV,
+                            series=series)  # type: ignore[arg-type]
 
     def ingest_file(self, project_id: int, path: Path, opts: UploadOptions) -> Sample:
         """Ingest a file from disk (CLI/importers running next to the platform)."""
@@ -395,6 +515,9 @@ class SampleStore:
             if not row.canonical_key:
                 raise NotFound(f"sample {sample_id} ({row.kind}) has no canonical array; its "
                                "original file is its canonical form", field="canonical")
+            if row.canonical_key == row.raw_key:  # WAV: the .npz is derived on request
+                npz = TimeSeries.from_bytes(self.objects.get_bytes(key)).to_bytes()
+                return row, (npz[i:i + chunk_size] for i in range(0, len(npz), chunk_size))
             key = row.canonical_key
         return row, self.objects.iter_chunks(key, chunk_size)
 
@@ -577,16 +700,17 @@ class SampleStore:
 
 
 def _touch_device(s: Session, project_id: int, name: str, device_type: str) -> None:
+    # Core statements; callers hold _finish_lock (SQLite) or rely on the unique constraint.
     now = datetime.now(UTC)
-    dev = s.scalar(select(Device).where(Device.project_id == project_id, Device.name == name))
-    if dev is None:
-        s.add(Device(project_id=project_id, name=name, device_type=device_type,
-                     first_seen=now, last_seen=now, sample_count=1))
-    else:
-        dev.last_seen = now
-        dev.sample_count += 1
-        if device_type:
-            dev.device_type = device_type
+    changes: dict[str, Any] = {"last_seen": now, "sample_count": _DEVICES.c.sample_count + 1}
+    if device_type:
+        changes["device_type"] = device_type
+    res = s.execute(update(_DEVICES).where(_DEVICES.c.project_id == project_id,
+                                           _DEVICES.c.name == name).values(changes))
+    if res.rowcount == 0:
+        s.execute(insert(_DEVICES).values(project_id=project_id, name=name,
+                                          device_type=device_type, first_seen=now,
+                                          last_seen=now, sample_count=1))
 
 
 def project_exists(db: Database, project_id: int) -> Project:

@@ -15,6 +15,7 @@ same sound give the same features.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,20 +40,58 @@ def is_wav(data: bytes) -> bool:
     return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
 
 
-def parse_wav(data: bytes) -> TimeSeries:
-    """Decode a WAV file into ``TimeSeries`` (values float32 [T, channels],
-    interval_ms = 1000 / sample_rate, axes ``audio`` or ``audio0..N``, units ``wav``)."""
-    if not is_wav(data):
+class WavHeadTooShort(Exception):
+    """:func:`inspect_wav` needs more of the file than the head it was given."""
+
+
+@dataclass(frozen=True)
+class WavLayout:
+    """What a WAV header says, checked against the file size. ``data_offset`` /
+    ``data_size``: where the samples are, in bytes; ``frames``: samples per channel."""
+
+    code: int
+    channels: int
+    rate: int
+    block_align: int
+    bits: int
+    data_offset: int
+    data_size: int
+
+    @property
+    def frames(self) -> int:
+        return self.data_size // self.block_align
+
+    @property
+    def is_float(self) -> bool:
+        return self.code == _FLOAT
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return ("audio",) if self.channels == 1 else tuple(
+            f"audio{i}" for i in range(self.channels))
+
+
+def inspect_wav(head: bytes, total_size: int | None = None) -> WavLayout:
+    """Check a WAV file's structure without decoding its samples.
+
+    ``head``: the file, or its first bytes when ``total_size`` (the whole file's size in
+    bytes) is given — then the head must reach past the data chunk's header, else
+    :class:`WavHeadTooShort`. Raises InvalidArgument exactly as :func:`parse_wav` does for
+    every structural fault (integer PCM has no other kind; float samples still need their
+    NaN/Inf check)."""
+    if not is_wav(head):
         raise _bad("missing RIFF/WAVE header")
+    total = len(head) if total_size is None else total_size
     pos = 12
     fmt: tuple[int, int, int, int, int] | None = None
-    pcm: memoryview | None = None
-    view = memoryview(data)
-    while pos + 8 <= len(data):
-        cid = bytes(view[pos:pos + 4])
-        (size,) = struct.unpack_from("<I", data, pos + 4)
+    data: tuple[int, int] | None = None
+    while pos + 8 <= total:
+        if pos + 8 > len(head):
+            raise WavHeadTooShort
+        cid = bytes(head[pos:pos + 4])
+        (size,) = struct.unpack_from("<I", head, pos + 4)
         body_start = pos + 8
-        remaining = len(data) - body_start
+        remaining = total - body_start
         if cid == b"data":
             if size > remaining:
                 if size not in _UNKNOWN_SIZES:
@@ -63,33 +102,53 @@ def parse_wav(data: bytes) -> TimeSeries:
                 size = remaining  # size never patched by a streaming writer
             if fmt is None:
                 raise _bad("data chunk before fmt chunk")
-            pcm = view[body_start:body_start + size]
+            data = (body_start, size)
             break
         if size > remaining:
             raise _bad(f"chunk {cid!r} declares {size} bytes but only {remaining} remain "
                        "(truncated file)")
         if cid == b"fmt ":
-            fmt = _parse_fmt(bytes(view[body_start:body_start + size]))
+            if body_start + size > len(head):
+                raise WavHeadTooShort
+            fmt = _parse_fmt(bytes(head[body_start:body_start + size]))
         pos = body_start + size + (size & 1)  # chunks are padded to even sizes
     if fmt is None:
         raise _bad("no fmt chunk")
-    if pcm is None:
+    if data is None:
         raise _bad("no data chunk")
     fmt_code, channels, rate, block_align, bits = fmt
-    if len(pcm) % block_align:
-        raise _bad(f"data length {len(pcm)} is not a multiple of the frame size {block_align} "
+    if data[1] % block_align:
+        raise _bad(f"data length {data[1]} is not a multiple of the frame size {block_align} "
                    "(truncated file)")
-    frames = len(pcm) // block_align
-    if frames < 1:
+    if data[1] // block_align < 1:
         raise _bad("no audio frames")
+    return WavLayout(fmt_code, channels, rate, block_align, bits, data[0], data[1])
+
+
+def parse_wav(data: bytes) -> TimeSeries:
+    """Decode a WAV file into ``TimeSeries`` (values float32 [T, channels],
+    interval_ms = 1000 / sample_rate, axes ``audio`` or ``audio0..N``, units ``wav``)."""
+    lay = inspect_wav(data)
+    pcm = memoryview(data)[lay.data_offset:lay.data_offset + lay.data_size]
     # Power-of-two scale: exact in float32, so int16 PCM comes back as its integers.
     with np.errstate(over="ignore", invalid="ignore"):  # huge or NaN floats: rejected below
-        values = _decode(pcm, fmt_code, bits, channels, frames) * np.float32(AUDIO_FULL_SCALE)
+        values = _decode(pcm, lay.code, lay.bits, lay.channels, lay.frames) * np.float32(
+            AUDIO_FULL_SCALE)
     if not np.isfinite(values).all():
         raise InvalidArgument("WAV float samples contain NaN or Inf", field="data")
-    axes = ("audio",) if channels == 1 else tuple(f"audio{i}" for i in range(channels))
-    return TimeSeries(values=values, interval_ms=1000.0 / rate, axes=axes,
-                      units=("wav",) * channels)
+    return TimeSeries(values=values, interval_ms=1000.0 / lay.rate, axes=lay.axes,
+                      units=("wav",) * lay.channels)
+
+
+def check_float_samples(lay: WavLayout, chunk: bytes) -> None:
+    """NaN/Inf check of a piece of a float WAV's data chunk (whole samples, little endian)."""
+    if not lay.is_float:
+        return
+    raw = np.frombuffer(chunk, dtype="<f4" if lay.bits == 32 else "<f8")
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(raw.astype(np.float32) * np.float32(AUDIO_FULL_SCALE)).all()
+    if not finite:
+        raise InvalidArgument("WAV float samples contain NaN or Inf", field="data")
 
 
 def _parse_fmt(body: bytes) -> tuple[int, int, int, int, int]:
