@@ -49,6 +49,10 @@ test: install
 test-slow: install
 	$(BIN)/pytest -m "slow and not cluster" $(PYTEST_ARGS)
 
+# Render the pipelines (hera_workflows/) into the chart's WorkflowTemplates.
+workflows: install-python protos
+	$(PY) -m hera_workflows.render
+
 bench: install
 	@for b in bench/*/run.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
