@@ -108,3 +108,25 @@ def test_unsupported_op_is_named(tmp_path):
 def test_corrupt_model_rejected():
     with pytest.raises(InvalidArgument):
         load_tflite(b"\x00" * 64)
+
+
+# Conv / depthwise / FC cases for the Cortex-M4F DSP fast paths: relu6 clamps (the kernels'
+# non-SSAT output branch), odd channel counts (tails), padding, strides, dilations.
+M4F_CASES = ["conv3x3_same_relu", "conv_dilated_relu6", "conv_s3x2_same", "conv_zp_max",
+             "dw3x3_same", "dw_dilated", "dense_relu"]
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("name", M4F_CASES)
+def test_kernel_bit_exact_cortex_m4f_fast_and_portable(name, tmp_path):
+    """The DSP kernels (folded bias, SMLAL requantization, SSAT or clamp) and the portable
+    kernels reading the folded bias both equal TFLite's reference on the emulated M4F."""
+    import shutil
+
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm are not installed (make install)")
+    model = _tflite(name)
+    for tag, defines in (("fast", None), ("portable", ["-DTF_NN_PORTABLE"])):
+        rep = verify(model, tmp_path / tag, "cortex-m4f", n_random=16, seed=len(name),
+                     measure=False, defines=defines)
+        assert rep.bit_exact, (tag, rep.first_mismatch)

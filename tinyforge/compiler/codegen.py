@@ -9,7 +9,7 @@ and element-wise ops whose input dies at that op run in place.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +120,7 @@ class _Emitter:
         self.weight_bytes = 0
         self.fold_bias = False
         self.kscratch: dict[int, str] = {}  # op index -> C expression of its DSP scratch
+        self.folded: set[int] = set()  # bias tensors replaced by a folded bias
 
     def kbias(self, key: str, bias: Tensor | None, in_offset: int, wsum: np.ndarray) -> str:
         """Folded bias for the DSP paths, wrapped to int32 like the kernels' arithmetic."""
@@ -139,6 +140,19 @@ class _Emitter:
             self.const_names[t.index] = name
             self.weight_bytes += t.data.size * t.data.itemsize
         return self.const_names[t.index]
+
+    def bias(self, b: Tensor | None, kbias: str) -> str:
+        """The bias array, or "0" when the folded bias replaces it (the portable kernels
+        accept either). A folded bias still counts as raw weight bytes: it is the model's
+        bias in another form, of the same size."""
+        if b is None:
+            return "0"
+        if kbias != "0":
+            if b.index not in self.folded:
+                self.folded.add(b.index)
+                self.weight_bytes += b.data.size * b.data.itemsize
+            return "0"
+        return self.const(b, "int32_t")
 
     def multipliers(self, key: str, reals: list[float]) -> tuple[str, str, int]:
         """Per-channel Q31 multipliers and shifts; one entry when all channels share it."""
@@ -261,7 +275,10 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "tf_model",
             and not (buffers[x].pin and buffers[x].pin[0] == y)
             and not (buffers[y].pin and buffers[y].pin[0] == x)
             for x in rel for y in rel if x < y)
-        if clash or cluster_extent(buffers, after) > max(ext_before, bo.size):
+        # A pin that widens the rigid cluster can still shrink the arena (e.g. the cluster
+        # holds a big tensor that is dead by this op): then plan both ways and compare.
+        if clash or (cluster_extent(buffers, after) > max(ext_before, bo.size)
+                     and _trial_arena(buffers) >= _trial_arena(buffers, unpin=bo)):
             bo.pin = None
             continue
         inplace_conv[op.index] = (cp[1], cp[2])
@@ -341,6 +358,12 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "tf_model",
                     input_shape=list(it.shape), output_shape=list(ot.shape),
                     input_dtype=it.dtype, output_dtype=ot.dtype, input_quant=iq,
                     output_quant=oq, prefix=prefix)
+
+
+def _trial_arena(buffers: list[Buffer], unpin: Buffer | None = None) -> int:
+    """Arena bytes of a plan of copies of ``buffers`` (``unpin``'s copy without its pin)."""
+    trial = [replace(b, pin=None if b is unpin else b.pin) for b in buffers]
+    return plan_memory(trial).arena_bytes
 
 
 def _inplace_conv_plan(g: Graph, op: Op) -> tuple[int, int, int] | None:
@@ -468,12 +491,12 @@ def _lower(em: _Emitter, g: Graph, op: Op, loc, scratch: str | None) -> tuple[st
         pw = _pad(op.options["padding"], sw, dw, iw, kw, ow)
         mn, sn, pc = em.multipliers(f"op{k}", _conv_reals(g, op))
         wn = em.const(w, "int8_t")
-        bn = em.const(b, "int32_t") if b is not None else "0"
         lo, hi = _act(op, out)
         dm = oc // ic if name == "DEPTHWISE_CONV_2D" else 1
         wsum = (w.data.astype(np.int64).reshape(oc, -1).sum(axis=1) if name == "CONV_2D"
                 else w.data.astype(np.int64).reshape(-1, oc).sum(axis=0))
         kb = em.kbias(f"op{k}", b, -x.quant.zero_point, wsum)
+        bn = em.bias(b, kb)
         em.decls.append(
             f"static const tf_conv_params {p}_op{k} = {{{ih}, {iw}, {ic}, {oh}, {ow}, {oc}, "
             f"{kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {dm}, {n}, "
@@ -492,10 +515,10 @@ def _lower(em: _Emitter, g: Graph, op: Op, loc, scratch: str | None) -> tuple[st
                  for c in range(of)]
         mn, sn, pc = em.multipliers(f"op{k}", reals)
         wn = em.const(w, "int8_t")
-        bn = em.const(b, "int32_t") if b is not None else "0"
         lo, hi = _act(op, out)
         kb = em.kbias(f"op{k}", b, -x.quant.zero_point,
-                      w.data.astype(np.int64).sum(axis=1))
+                      w.data.astype(np.int64).sum(axis=1)) if w.quant.zero_point == 0 else "0"
+        bn = em.bias(b, kb)
         em.decls.append(
             f"static const tf_fc_params {p}_op{k} = {{{batches}, {inf}, {of}, "
             f"{-x.quant.zero_point}, {-w.quant.zero_point}, {out.quant.zero_point}, {lo}, {hi}, "

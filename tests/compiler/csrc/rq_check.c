@@ -1,4 +1,5 @@
-/* Checks the DSP kernels' single-SMLAL requantization (tf_rq, tf_nn_dsp.h) against the
+/* Checks the DSP kernels' single-SMLAL requantization (tf_rq, tf_rq_t and the saturating
+ * tf_rq_ssat8 of tf_nn_dsp.h) against the
  * TFLite two-rounding form (tf_requant, tf_nn.h), for every shift the compiler lets
  * through (e = 2..31), multipliers 0, at both ends of [2^30, 2^31) and random ones, and
  * accumulators at the int32 limits, around powers of two, in a dense small range (where
@@ -21,9 +22,12 @@ static unsigned checked, bad;
 static void one(int32_t acc, int32_t m, int32_t e, int32_t z)
 {
     const int32_t ref = tf_requant(acc, m, -e) + z;
-    const int32_t got = tf_rq(acc, m, tf_rq_high(-e), e - 1) + z;
+    const int32_t got = tf_rq(acc, m, -e) + z;
+    const int32_t t = tf_rq_t(acc, m, e - 2);
+    const int32_t sat = tf_rq_ssat8(t, 1 + 2 * z);
+    const int32_t refsat = ref < -128 ? -128 : (ref > 127 ? 127 : ref);
     ++checked;
-    if (ref != got) {
+    if (ref != got || ((t + 1 + 2 * z) >> 1) != ref || sat != refsat) {
         if (bad < 10) {
             printf("MISMATCH acc=%ld m=%ld e=%ld z=%ld ref=%ld got=%ld\n", (long)acc, (long)m,
                    (long)e, (long)z, (long)ref, (long)got);

@@ -6,12 +6,14 @@
  * padding positions hold the input zero point (w * (zp + in_offset) == 0). Integer sums are
  * exact in any order, so the output bytes equal tf_conv2d_s8_portable's.
  *
- * Two output pixels are processed together: their columns are gathered (zero-point padded)
+ * Two output pixels are processed together (K loop unrolled by 16, asm blocks): their
+ * columns are gathered (zero-point padded)
  * and widened once into int16 pairs in SXTB16 order ([x0,x2],[x1,x3] per group of four, the
  * order in which SXTB16 widens a weight word), then every pair of output channels runs a
  * 2x2 SMLAD micro-kernel: per four K, two weight loads + four SXTB16 feed eight dual MACs
  * (a lone last pixel fills both slots and its bytes are stored twice).
- * Requantization uses one SMLAL per output (tf_rq).
+ * Requantization uses one SMLAL per output (tf_rq_t) and, for the full int8 activation
+ * range, one SSAT (tf_rq_ssat8).
  *
  * 1x1 layers whose rows map onto whole input rows read the input pixel directly.
  *
@@ -69,58 +71,104 @@ static void widen(const int8_t *src, int32_t k, uint32_t *dst, int16_t *tail)
     }
 }
 
-/* Outputs of two pixels (o0, o1) for all channels from interleaved int16 groups x. */
+/* One group of four K for the 2x2 micro-kernel: weight words of both channels at byte
+ * offset WOFF, the two pixels' widened words at byte offset XOFF (= 4 * WOFF; pixel 0 at
+ * XOFF, pixel 1 at XOFF + 8). Written as one asm block so the compiler cannot hoist the
+ * loads of an unrolled loop ahead of the MACs and spill (GCC does at -O2): per 16 MACs two
+ * weight loads, three double-word pixel loads, four SXTB16 and eight SMLAD. */
+#define TF_MAC2X2(WOFF, XOFF)                                                       \
+    __asm("ldr %[a], [%[w0], #" #WOFF "]\n\t"                                        \
+          "ldrd %[xe], %[xo], [%[xp], #" #XOFF "]\n\t"                               \
+          "sxtb16 %[ae], %[a]\n\t"                                                   \
+          "sxtb16 %[a], %[a], ror #8\n\t"                                            \
+          "smlad %[s00], %[ae], %[xe], %[s00]\n\t"                                   \
+          "smlad %[s00], %[a], %[xo], %[s00]\n\t"                                    \
+          "ldrd %[xe], %[xo], [%[xp], #" #XOFF " + 8]\n\t"                           \
+          "smlad %[s01], %[ae], %[xe], %[s01]\n\t"                                   \
+          "smlad %[s01], %[a], %[xo], %[s01]\n\t"                                    \
+          "ldr %[a], [%[w1], #" #WOFF "]\n\t"                                        \
+          "sxtb16 %[ae], %[a]\n\t"                                                   \
+          "sxtb16 %[a], %[a], ror #8\n\t"                                            \
+          "smlad %[s11], %[ae], %[xe], %[s11]\n\t"                                   \
+          "smlad %[s11], %[a], %[xo], %[s11]\n\t"                                    \
+          "ldrd %[xe], %[xo], [%[xp], #" #XOFF "]\n\t"                               \
+          "smlad %[s10], %[ae], %[xe], %[s10]\n\t"                                   \
+          "smlad %[s10], %[a], %[xo], %[s10]"                                         \
+          : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11),       \
+            [a] "=&r"(ta), [ae] "=&r"(tae), [xe] "=&r"(txe), [xo] "=&r"(txo)          \
+          : [w0] "r"(w0), [w1] "r"(w1), [xp] "r"(xp)                                  \
+          : "memory")
+
+/* Outputs of two pixels (o0, o1) for all channels from interleaved int16 groups x. The K
+ * loop is unrolled by 16 (four groups, immediate offsets) with a group-wise remainder. */
 static void gemm2(const tf_conv_params *p, int32_t k, const uint32_t *x, const int16_t *t0,
                   const int16_t *t1, int8_t *o0, int8_t *o1)
 {
-    const int32_t ng = k >> 2, nt = k & 3;
+    const int32_t n16 = k >> 4, ng = (k >> 2) & 3, nt = k & 3;
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int full = lo == -128 && hi == 127;
+    const int32_t ko = 1 + 2 * oo; /* output = (t + ko) >> 1, see tf_rq_t */
+    const int32_t *kb = p->kbias, *mu = p->mult;
+    const int8_t *sh = p->shift;
+    const int32_t qmask = p->per_channel ? -1 : 0; /* channel index & qmask: mult/shift */
     int32_t oc, g, r;
     for (oc = 0; oc + 2 <= p->out_c; oc += 2) {
         const int8_t *w0 = p->weights + oc * k;
         const int8_t *w1 = w0 + k;
         const uint32_t *xp = x;
-        int32_t s00 = p->kbias[oc], s01 = s00, s10 = p->kbias[oc + 1], s11 = s10;
-        for (g = 0; g < ng; ++g) {
-            const uint32_t a = tf_ld4(w0), b = tf_ld4(w1);
-            const uint32_t ae = tf_sxtb16(a), ao = tf_sxtb16_ror8(a);
-            const uint32_t be = tf_sxtb16(b), bo = tf_sxtb16_ror8(b);
-            uint32_t xe = xp[0], xo = xp[1];
-            s00 = tf_smlad(ae, xe, s00);
-            s00 = tf_smlad(ao, xo, s00);
-            s10 = tf_smlad(be, xe, s10);
-            s10 = tf_smlad(bo, xo, s10);
-            xe = xp[2];
-            xo = xp[3];
-            s01 = tf_smlad(ae, xe, s01);
-            s01 = tf_smlad(ao, xo, s01);
-            s11 = tf_smlad(be, xe, s11);
-            s11 = tf_smlad(bo, xo, s11);
+        int32_t s00 = kb[oc], s01 = s00, s10 = kb[oc + 1], s11 = s10;
+        uint32_t ta, tae, txe, txo;
+        for (g = n16; g > 0; --g) {
+            TF_MAC2X2(0, 0);
+            TF_MAC2X2(4, 16);
+            TF_MAC2X2(8, 32);
+            TF_MAC2X2(12, 48);
+            w0 += 16;
+            w1 += 16;
+            xp += 16;
+        }
+        for (g = ng; g > 0; --g) {
+            TF_MAC2X2(0, 0);
             w0 += 4;
             w1 += 4;
             xp += 4;
         }
-        for (r = 0; r < nt; ++r) {
-            s00 += w0[r] * t0[r];
-            s01 += w0[r] * t1[r];
-            s10 += w1[r] * t0[r];
-            s11 += w1[r] * t1[r];
+        if (nt) {
+            for (r = 0; r < nt; ++r) {
+                s00 += w0[r] * t0[r];
+                s01 += w0[r] * t1[r];
+                s10 += w1[r] * t0[r];
+                s11 += w1[r] * t1[r];
+            }
         }
         {
-            const int32_t m0 = p->mult[TF_QCH(p, oc)], e0 = p->shift[TF_QCH(p, oc)];
-            const int32_t m1 = p->mult[TF_QCH(p, oc + 1)], e1 = p->shift[TF_QCH(p, oc + 1)];
-            const int32_t h0 = tf_rq_high(e0), h1 = tf_rq_high(e1);
-            o0[oc] = tf_sat(tf_rq(s00, m0, h0, -e0 - 1) + oo, lo, hi);
-            o1[oc] = tf_sat(tf_rq(s01, m0, h0, -e0 - 1) + oo, lo, hi);
-            o0[oc + 1] = tf_sat(tf_rq(s10, m1, h1, -e1 - 1) + oo, lo, hi);
-            o1[oc + 1] = tf_sat(tf_rq(s11, m1, h1, -e1 - 1) + oo, lo, hi);
+            const int32_t c0 = oc & qmask, c1 = (oc + 1) & qmask;
+            const int32_t f0 = -2 - sh[c0], f1 = -2 - sh[c1];
+            const int32_t t00 = tf_rq_t(s00, mu[c0], f0), t01 = tf_rq_t(s01, mu[c0], f0);
+            const int32_t t10 = tf_rq_t(s10, mu[c1], f1), t11 = tf_rq_t(s11, mu[c1], f1);
+            int32_t v00, v01, v10, v11;
+            if (full) {
+                v00 = tf_rq_ssat8(t00, ko);
+                v01 = tf_rq_ssat8(t01, ko);
+                v10 = tf_rq_ssat8(t10, ko);
+                v11 = tf_rq_ssat8(t11, ko);
+            } else {
+                v00 = tf_clamp((t00 + ko) >> 1, lo, hi);
+                v01 = tf_clamp((t01 + ko) >> 1, lo, hi);
+                v10 = tf_clamp((t10 + ko) >> 1, lo, hi);
+                v11 = tf_clamp((t11 + ko) >> 1, lo, hi);
+            }
+            o0[oc] = (int8_t)v00;
+            o1[oc] = (int8_t)v01;
+            o0[oc + 1] = (int8_t)v10;
+            o1[oc + 1] = (int8_t)v11;
         }
     }
     if (oc < p->out_c) {
         const int8_t *w0 = p->weights + oc * k;
         const uint32_t *xp = x;
-        int32_t s00 = p->kbias[oc], s01 = s00;
-        for (g = 0; g < ng; ++g) {
+        int32_t s00 = kb[oc], s01 = s00;
+        for (g = 0; g < (k >> 2); ++g) {
             const uint32_t a = tf_ld4(w0);
             const uint32_t ae = tf_sxtb16(a), ao = tf_sxtb16_ror8(a);
             s00 = tf_smlad(ao, xp[1], tf_smlad(ae, xp[0], s00));
@@ -134,9 +182,8 @@ static void gemm2(const tf_conv_params *p, int32_t k, const uint32_t *x, const i
         }
         {
             const int32_t m0 = p->mult[TF_QCH(p, oc)], e0 = p->shift[TF_QCH(p, oc)];
-            const int32_t h0 = tf_rq_high(e0);
-            o0[oc] = tf_sat(tf_rq(s00, m0, h0, -e0 - 1) + oo, lo, hi);
-            o1[oc] = tf_sat(tf_rq(s01, m0, h0, -e0 - 1) + oo, lo, hi);
+            o0[oc] = tf_sat(tf_rq(s00, m0, e0) + oo, lo, hi);
+            o1[oc] = tf_sat(tf_rq(s01, m0, e0) + oo, lo, hi);
         }
     }
 }

@@ -13,24 +13,23 @@ void tf_dwconv2d_s8_portable(const tf_conv_params *p, const int8_t *in, int8_t *
                 for (ic = 0; ic < p->in_c; ++ic) {
                     for (m = 0; m < p->depth_mult; ++m) {
                         const int oc = ic * p->depth_mult + m;
-                        int32_t acc = 0;
+                        /* folded bias (kbias): see tf_conv2d_s8_portable */
+                        const int32_t io = p->kbias ? 0 : p->in_offset;
+                        const int32_t pad_off = p->kbias ? -p->in_offset : 0;
+                        int32_t acc = p->kbias ? p->kbias[oc] : (p->bias ? p->bias[oc] : 0);
                         for (ky = 0; ky < p->k_h; ++ky) {
                             const int iy = iy0 + ky * p->dil_h;
-                            if (iy < 0 || iy >= p->in_h) {
-                                continue;
-                            }
                             for (kx = 0; kx < p->k_w; ++kx) {
                                 const int ix = ix0 + kx * p->dil_w;
-                                if (ix < 0 || ix >= p->in_w) {
+                                const int32_t wv =
+                                    p->weights[((int32_t)ky * p->k_w + kx) * p->out_c + oc];
+                                if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                                    acc += wv * pad_off;
                                     continue;
                                 }
-                                acc += (int32_t)p->weights[((int32_t)ky * p->k_w + kx) * p->out_c + oc]
-                                       * ((int32_t)inb[((int32_t)iy * p->in_w + ix) * p->in_c + ic]
-                                          + p->in_offset);
+                                acc += wv * ((int32_t)inb[((int32_t)iy * p->in_w + ix) * p->in_c
+                                                          + ic] + io);
                             }
-                        }
-                        if (p->bias) {
-                            acc += p->bias[oc];
                         }
                         acc = tf_requant(acc, p->mult[TF_QCH(p, oc)], p->shift[TF_QCH(p, oc)]) + p->out_offset;
                         out[((int32_t)oy * p->out_w + ox) * p->out_c + oc] =

@@ -5,8 +5,10 @@
  * zero point (w * (zp + in_offset) == 0). So every pixel, border or not, takes the same
  * path: a table of tap pointers (into the input, or into a zero-point row) is built once per
  * pixel, then four channels at a time accumulate in registers: per tap one input word and
- * one weight word, widened by SXTB16, feed four 16x16 MACs (SMLABB/SMLATT). Integer sums
- * are exact in any order: output bytes equal tf_dwconv2d_s8_portable's.
+ * one weight word, widened by SXTB16, feed four 16x16 MACs (SMLABB/SMLATT); the tap loop
+ * is unrolled by three. Requantization: one SMLAL per output, one SSAT for the full int8
+ * activation range (tf_rq_t, tf_rq_ssat8). Integer sums are exact in any order: output
+ * bytes equal tf_dwconv2d_s8_portable's.
  *
  * Scratch (params->scratch, planned by the compiler): in_c bytes of zero point rounded up
  * to 4, then k_h * k_w tap pointers. */
@@ -15,12 +17,43 @@
 #if defined(__ARM_FEATURE_DSP) && !defined(TF_NN_PORTABLE)
 #include "tf_nn_dsp.h"
 
+/* One tap for four channels: tap pointer *tq++, input word at tap + c, weight word at wp
+ * (wp += ch); widened by SXTB16 and accumulated with four 16x16 MACs (SMLABB/SMLATT).
+ * Written as asm so that the compiler keeps the unrolled taps' loads next to their MACs
+ * instead of hoisting and spilling them. */
+#define TF_DW_TAP_ASM                                                               \
+    "ldr %[x], [%[tq]], #4\n\t"                                                      \
+    "ldr %[x], [%[x], %[c]]\n\t"                                                     \
+    "ldr %[w], [%[wp]]\n\t"                                                          \
+    "add %[wp], %[wp], %[ch]\n\t"                                                    \
+    "sxtb16 %[xe], %[x]\n\t"                                                         \
+    "sxtb16 %[we], %[w]\n\t"                                                         \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                  \
+    "sxtb16 %[w], %[w], ror #8\n\t"                                                  \
+    "smlabb %[s0], %[we], %[xe], %[s0]\n\t"                                          \
+    "smlatt %[s2], %[we], %[xe], %[s2]\n\t"                                          \
+    "smlabb %[s1], %[w], %[x], %[s1]\n\t"                                            \
+    "smlatt %[s3], %[w], %[x], %[s3]\n\t"
+#define TF_DW_TAPS(CODE)                                                            \
+    __asm(CODE                                                                      \
+          : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3),               \
+            [tq] "+r"(tq), [wp] "+r"(wp),                                           \
+            [x] "=&r"(tx), [w] "=&r"(tw), [xe] "=&r"(txe), [we] "=&r"(twe)            \
+          : [c] "r"(c), [ch] "r"(ch)                                                \
+          : "memory")
+
 void tf_dwconv2d_s8(const tf_conv_params *p, const int8_t *in, int8_t *out)
 {
     const int32_t ch = p->in_c, ntap = (int32_t)p->k_h * p->k_w;
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int full = lo == -128 && hi == 127;
+    const int32_t ko = 1 + 2 * oo; /* output = (t + ko) >> 1, see tf_rq_t */
+    const int32_t qmask = p->per_channel ? -1 : 0;
+    const int32_t *mu = p->mult;
+    const int8_t *sh = p->shift;
     int8_t *zrow;
     const int8_t **taps;
+    const int8_t *const *tq3, *const *tqe;
     int b, oy, ox;
     if (p->kbias == 0 || p->scratch == 0 || p->depth_mult != 1) {
         tf_dwconv2d_s8_portable(p, in, out);
@@ -28,6 +61,8 @@ void tf_dwconv2d_s8(const tf_conv_params *p, const int8_t *in, int8_t *out)
     }
     zrow = p->scratch;
     taps = (const int8_t **)(void *)(p->scratch + ((ch + 3) & ~3));
+    tq3 = taps + ntap / 3 * 3;
+    tqe = taps + ntap;
     memset(zrow, (int8_t)(-p->in_offset), (size_t)ch);
     for (b = 0; b < p->batches; ++b) {
         const int8_t *inb = in + (int32_t)b * p->in_h * p->in_w * ch;
@@ -47,30 +82,36 @@ void tf_dwconv2d_s8(const tf_conv_params *p, const int8_t *in, int8_t *out)
                 }
                 for (c = 0; c + 4 <= ch; c += 4) {
                     const int8_t *wp = p->weights + c;
+                    const int8_t *const *tq = taps;
                     int32_t s0 = p->kbias[c], s1 = p->kbias[c + 1];
                     int32_t s2 = p->kbias[c + 2], s3 = p->kbias[c + 3];
-                    for (t = 0; t < ntap; ++t) {
-                        const uint32_t xv = tf_ld4(taps[t] + c), wv = tf_ld4(wp);
-                        const uint32_t xe = tf_sxtb16(xv), xo = tf_sxtb16_ror8(xv);
-                        const uint32_t we = tf_sxtb16(wv), wo = tf_sxtb16_ror8(wv);
-                        s0 = tf_smlabb(we, xe, s0);
-                        s2 = tf_smlatt(we, xe, s2);
-                        s1 = tf_smlabb(wo, xo, s1);
-                        s3 = tf_smlatt(wo, xo, s3);
-                        wp += ch;
+                    uint32_t tx, tw, txe, twe;
+                    while (tq != tq3) {
+                        TF_DW_TAPS(TF_DW_TAP_ASM TF_DW_TAP_ASM TF_DW_TAP_ASM);
+                    }
+                    while (tq != tqe) {
+                        TF_DW_TAPS(TF_DW_TAP_ASM);
                     }
                     {
-                        const int8_t *sh = p->shift + TF_QCH(p, c);
-                        const int32_t *mu = p->mult + TF_QCH(p, c);
-                        const int32_t d = p->per_channel ? 1 : 0;
-                        out[c] = tf_sat(tf_rq(s0, mu[0], tf_rq_high(sh[0]), -sh[0] - 1) + oo,
-                                        lo, hi);
-                        out[c + 1] = tf_sat(tf_rq(s1, mu[d], tf_rq_high(sh[d]),
-                                                  -sh[d] - 1) + oo, lo, hi);
-                        out[c + 2] = tf_sat(tf_rq(s2, mu[2 * d], tf_rq_high(sh[2 * d]),
-                                                  -sh[2 * d] - 1) + oo, lo, hi);
-                        out[c + 3] = tf_sat(tf_rq(s3, mu[3 * d], tf_rq_high(sh[3 * d]),
-                                                  -sh[3 * d] - 1) + oo, lo, hi);
+                        const int32_t t0 = tf_rq_t_ch(s0, mu, sh, c & qmask);
+                        const int32_t t1 = tf_rq_t_ch(s1, mu, sh, (c + 1) & qmask);
+                        const int32_t t2 = tf_rq_t_ch(s2, mu, sh, (c + 2) & qmask);
+                        const int32_t t3 = tf_rq_t_ch(s3, mu, sh, (c + 3) & qmask);
+                        if (full) {
+                            s0 = tf_rq_ssat8(t0, ko);
+                            s1 = tf_rq_ssat8(t1, ko);
+                            s2 = tf_rq_ssat8(t2, ko);
+                            s3 = tf_rq_ssat8(t3, ko);
+                        } else {
+                            s0 = tf_clamp((t0 + ko) >> 1, lo, hi);
+                            s1 = tf_clamp((t1 + ko) >> 1, lo, hi);
+                            s2 = tf_clamp((t2 + ko) >> 1, lo, hi);
+                            s3 = tf_clamp((t3 + ko) >> 1, lo, hi);
+                        }
+                        out[c] = (int8_t)s0;
+                        out[c + 1] = (int8_t)s1;
+                        out[c + 2] = (int8_t)s2;
+                        out[c + 3] = (int8_t)s3;
                     }
                 }
                 for (; c < ch; ++c) {
@@ -78,11 +119,7 @@ void tf_dwconv2d_s8(const tf_conv_params *p, const int8_t *in, int8_t *out)
                     for (t = 0; t < ntap; ++t) {
                         s0 += (int32_t)p->weights[t * ch + c] * taps[t][c];
                     }
-                    {
-                        const int32_t e0 = p->shift[TF_QCH(p, c)];
-                        out[c] = tf_sat(tf_rq(s0, p->mult[TF_QCH(p, c)], tf_rq_high(e0),
-                                              -e0 - 1) + oo, lo, hi);
-                    }
+                    out[c] = tf_sat(tf_rq(s0, mu[c & qmask], sh[c & qmask]) + oo, lo, hi);
                 }
                 out += ch;
             }

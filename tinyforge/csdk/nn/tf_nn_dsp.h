@@ -93,27 +93,72 @@ static inline int32_t tf_smlatt(uint32_t a, uint32_t b, int32_t acc)
  *                                            truncating division, for every acc*m)
  *   r = floor((x + 2^(e-1) - [x < 0]) / 2^e) (round half away from zero)
  * Since floor((floor(T / 2^31) + c) / 2^e) == floor((T + c * 2^31) / 2^(31+e)) for every
- * integer c, r == (acc*m + 2^30 + 2^(30+e) - [x < 0] * 2^31) >> (31 + e). [x < 0] may be
- * replaced by [acc < 0]: they differ only when -2^30 <= acc*m < 0, where x == 0 and both
- * forms give 0 (e >= 1). For e >= 2 the 64-bit constant 2^30 + 2^(30+e) is (high word
- * 2^(e-2), low word 2^30), and subtracting 2^31 for acc < 0 turns the low word into
- * 0xC0000000 and the high word into 2^(e-2) - 1 (no carry either way), so
- *   r == (int32)((((2^(e-2) + (acc >> 31)) : (0x40000000 | (acc & 0x80000000))) + acc * m)
- *        >> 32) >> (e - 1):
- * one SMLAL and one shift of its high word. |acc * m| < 2^62, so nothing overflows. */
-static inline int32_t tf_rq_high(int32_t shift)
-{
-    return (int32_t)1 << (-shift - 2);
-}
-
-/* TFLite's requantized acc; khi = tf_rq_high(shift), sh = e - 1 = -shift - 1. */
-static inline int32_t tf_rq(int32_t acc, int32_t m, int32_t khi, int32_t sh)
+ * integer c, r == floor((acc*m + 2^30 + 2^(30+e) - [x < 0] * 2^31) / 2^(31+e)). [x < 0] may
+ * be replaced by [acc < 0]: they differ only when -2^30 <= acc*m < 0, where x == 0 and both
+ * forms give 0 (e >= 1). Let H = floor((acc*m + 2^30 - [acc < 0] * 2^31) / 2^32): that is
+ * the high word of one SMLAL of acc*m onto the 64-bit value (hi = acc >> 31,
+ * lo = 0x40000000 | (acc & 0x80000000)), and |acc*m| < 2^62 so nothing overflows. For
+ * e >= 2, 2^(30+e) = 2^(e-2) * 2^32 and the low word cannot change the quotient, so
+ * r == floor((H + 2^(e-2)) / 2^(e-1)) == floor((floor(H / 2^(e-2)) + 1) / 2)
+ * (floor((q * 2^(s-1) + rem + 2^(s-1)) / 2^s) == floor((q + 1) / 2) for 0 <= rem <
+ * 2^(s-1)). So with t = H >> (e - 2) (tf_rq_t), the output value is
+ * r + out_offset == (t + 1 + 2 * out_offset) >> 1, and for the full int8 activation range
+ * one SSAT with its built-in ASR #1 does the shift and the saturation (tf_rq_ssat8). */
+static inline int32_t tf_rq_t(int32_t acc, int32_t m, int32_t e2)
 {
     uint32_t lo = ((uint32_t)acc & 0x80000000u) | 0x40000000u;
-    int32_t hi = khi + (acc >> 31);
+    int32_t hi = acc >> 31;
     __asm("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(acc), "r"(m));
-    return hi >> sh;
+    return hi >> e2;
 }
+
+/* tf_rq_t for channel ci with its multiplier and shift loaded from mult[ci] / shift[ci]:
+ * one asm block (loads, shift conversion, SMLAL) so that the compiler neither spills the
+ * temporaries nor vectorises the shift arithmetic. */
+static inline int32_t tf_rq_t_ch(int32_t acc, const int32_t *mult, const int8_t *shift,
+                                 int32_t ci)
+{
+    uint32_t m, e, lo;
+    int32_t hi;
+    __asm("ldr %[m], [%[mu], %[ci], lsl #2]\n\t"
+          "ldrsb %[e], [%[sh], %[ci]]\n\t"
+          "and %[lo], %[acc], #0x80000000\n\t"
+          "orr %[lo], %[lo], #0x40000000\n\t"
+          "asr %[hi], %[acc], #31\n\t"
+          "smlal %[lo], %[hi], %[acc], %[m]\n\t"
+          "mvn %[e], %[e]\n\t"
+          "sub %[e], %[e], #1\n\t"
+          "asr %[hi], %[hi], %[e]"
+          : [m] "=&r"(m), [e] "=&r"(e), [lo] "=&r"(lo), [hi] "=&r"(hi)
+          : [acc] "r"(acc), [mu] "r"(mult), [sh] "r"(shift), [ci] "r"(ci)
+          : "memory");
+    return hi;
+}
+
+/* Saturated int8 of (t + k) >> 1, k = 1 + 2 * out_offset: the output byte of a layer
+ * whose activation range is the full int8 range. */
+static inline int32_t tf_rq_ssat8(int32_t t, int32_t k)
+{
+    int32_t r;
+    __asm("ssat %0, #8, %1, asr #1" : "=r"(r) : "r"(t + k));
+    return r;
+}
+
+/* TFLite's requantized acc (without output offset) for shift = -e, e in [2, 31]. */
+static inline int32_t tf_rq(int32_t acc, int32_t m, int32_t shift)
+{
+    return (tf_rq_t(acc, m, -shift - 2) + 1) >> 1;
+}
+
+/* Saturate to int8 in one instruction (SSAT). */
+static inline int32_t tf_ssat8(int32_t v)
+{
+    int32_t r;
+    __asm("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+
+
 
 static inline int8_t tf_sat(int32_t v, int32_t lo, int32_t hi)
 {
