@@ -35,6 +35,8 @@ SERVICES = [
     "services.api",
     "services.ingest",
     "services.dsp",
+    "services.train",
+    "services.blocks",
 ]
 
 log = logging.getLogger("tinyforge.embedded")

@@ -23,6 +23,8 @@ from tinyforge.telemetry import configure_telemetry, shutdown_telemetry
 SERVICE_MODULES = {
     "api": "services.api",
     "dsp": "services.dsp",
+    "train": "services.train",
+    "blocks": "services.blocks",
 }
 
 

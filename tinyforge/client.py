@@ -752,3 +752,176 @@ class TinyForgeClient:
         return self.call(self.dsp.AutotuneBlock, dpb.AutotuneBlockRequest(
             project_id=self._project(project_id), impulse_id=impulse_id, version=version,
             block=block, max_windows=max_windows), timeout=max(self.timeout, 300.0))
+
+    # ------------------------------------------------------------------ training and models
+    @property
+    def train(self) -> Any:
+        """The TrainService stub (created on first use)."""
+        stub = self.__dict__.get("_train_stub")
+        if stub is None:
+            from tinyforge.v1 import train_service_pb2_grpc
+
+            stub = train_service_pb2_grpc.TrainServiceStub(self.channel)
+            self.__dict__["_train_stub"] = stub
+        return stub
+
+    def start_training(self, impulse_id: int, version: int = 0, *, learn_block: str = "",
+                       epochs: int | None = None, learning_rate: float | None = None,
+                       batch_size: int | None = None, seed: int | None = None,
+                       early_stopping: bool | None = None, patience: int | None = None,
+                       validation_fraction: float | None = None,
+                       params: dict[str, Any] | None = None,
+                       project_id: int | None = None) -> Any:
+        """Start a training job for a learning block of an impulse version (0 = latest);
+        unset hyper-parameters take the defaults. Returns (``job_id``, ``version``,
+        ``learn_block``); the job result names the model (``model_id``)."""
+        from tinyforge.v1 import train_service_pb2 as tpb
+
+        opts = {k: v for k, v in dict(
+            epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+            early_stopping=early_stopping, patience=patience,
+            validation_fraction=validation_fraction).items() if v is not None}
+        return self.call(self.train.StartTraining, tpb.StartTrainingRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id, version=version,
+            learn_block=learn_block, options=tpb.TrainingOptions(**opts),
+            params_json=json.dumps(params) if params is not None else ""))
+
+    def get_model(self, model_id: int, *, project_id: int | None = None) -> Any:
+        """A trained model (``Model`` message: impulse version, dataset hash, code version,
+        metrics, files)."""
+        from tinyforge.v1 import train_service_pb2 as tpb
+
+        return self.call(self.train.GetModel, tpb.GetModelRequest(
+            project_id=self._project(project_id), model_id=model_id)).model
+
+    def list_models(self, impulse_id: int = 0, *, project_id: int | None = None) -> list[Any]:
+        """Ready models of the project (of one impulse when given), newest first."""
+        from tinyforge.v1 import train_service_pb2 as tpb
+
+        return list(self.call(self.train.ListModels, tpb.ListModelsRequest(
+            project_id=self._project(project_id), impulse_id=impulse_id)).models)
+
+    def test_model(self, model_id: int, *, threshold: float | None = None,
+                   anomaly_labels: list[str] | None = None,
+                   project_id: int | None = None) -> Any:
+        """Start a model-test job over the testing category; returns (``job_id``)."""
+        from tinyforge.v1 import train_service_pb2 as tpb
+
+        req = tpb.TestModelRequest(project_id=self._project(project_id), model_id=model_id,
+                                   anomaly_labels=anomaly_labels or [])
+        if threshold is not None:
+            req.threshold = threshold
+        return self.call(self.train.TestModel, req)
+
+    def get_test_result(self, model_id: int, test_id: int = 0, *,
+                        include_results: bool = False, project_id: int | None = None) -> Any:
+        """A test run of a model (0 = the latest): metrics per form, per-sample results."""
+        from tinyforge.v1 import train_service_pb2 as tpb
+
+        return self.call(self.train.GetTestResult, tpb.GetTestResultRequest(
+            project_id=self._project(project_id), model_id=model_id, test_id=test_id,
+            include_results=include_results)).result
+
+    def download_model_file(self, model_id: int, file: str, *,
+                            project_id: int | None = None) -> bytes:
+        """The bytes of one model file (``model_int8.tflite``, ``tests/<id>/<png>``, ...),
+        checked against the sha256 the server sends."""
+        import hashlib
+
+        from tinyforge.v1 import train_service_pb2 as tpb
+
+        parts, sha = [], ""
+        for msg in self.stream(self.train.DownloadModelFile, tpb.DownloadModelFileRequest(
+                project_id=self._project(project_id), model_id=model_id, file=file)):
+            if msg.sha256:
+                sha = msg.sha256
+            parts.append(msg.chunk)
+        data = b"".join(parts)
+        if sha and hashlib.sha256(data).hexdigest() != sha:
+            raise ApiError("DATA_LOSS", f"{file}: downloaded bytes do not match sha256 {sha}",
+                           "file")
+        return data
+
+    def classify(self, model_id: int, data: bytes | None = None, *, filename: str = "",
+                 sample_id: int = 0, frequency_hz: float = 0.0, use_float: bool = False,
+                 project_id: int | None = None) -> Any:
+        """Classify a file's bytes (any ingest format) or a stored sample with a model."""
+        from tinyforge.v1 import train_service_pb2 as tpb
+
+        req = tpb.ClassifyRequest(project_id=self._project(project_id), model_id=model_id,
+                                  filename=filename, frequency_hz=frequency_hz,
+                                  use_float=use_float)
+        if data is not None:
+            req.data = data
+        elif sample_id:
+            req.sample_id = sample_id
+        return self.call(self.train.Classify, req, timeout=max(self.timeout, 120.0))
+
+    # ------------------------------------------------------------------ custom blocks
+    @property
+    def blocks(self) -> Any:
+        """The BlockService stub (created on first use)."""
+        stub = self.__dict__.get("_block_stub")
+        if stub is None:
+            from tinyforge.v1 import block_service_pb2_grpc
+
+            stub = block_service_pb2_grpc.BlockServiceStub(self.channel)
+            self.__dict__["_block_stub"] = stub
+        return stub
+
+    def register_block(self, parameters_json: str | dict[str, Any], *, name: str = "",
+                       image: str = "", image_digest: str = "", source_archive: bytes = b"",
+                       org_id: int = 0) -> Any:
+        """Register a new version of a custom block in the organization (0 = the key's);
+        returns the ``CustomBlock`` message (``name``, ``version``, ``reference``, schema)."""
+        from tinyforge.v1 import block_service_pb2 as bpb
+
+        doc = parameters_json if isinstance(parameters_json, str) else json.dumps(parameters_json)
+        return self.call(self.blocks.RegisterBlock, bpb.RegisterBlockRequest(
+            org_id=org_id, name=name, parameters_json=doc, image=image,
+            image_digest=image_digest, source_archive=source_archive),
+            timeout=max(self.timeout, 120.0)).block
+
+    def register_block_dir(self, directory: Path, *, name: str = "", image: str = "",
+                           image_digest: str = "", include_source: bool | None = None,
+                           org_id: int = 0) -> Any:
+        """Register the block in ``directory`` (its parameters.json; its source archive when it
+        declares ``info.localCommand`` or ``include_source``), with an optional image."""
+        from tinyforge.blocks.manifest import load_manifest
+        from tinyforge.blocks.registry_store import pack_block_source
+
+        manifest = load_manifest(Path(directory))
+        if include_source is None:
+            include_source = manifest.local_command is not None
+        source = pack_block_source(Path(directory)) if include_source else b""
+        return self.register_block(json.dumps(manifest.to_json()), name=name, image=image,
+                                   image_digest=image_digest, source_archive=source,
+                                   org_id=org_id)
+
+    def get_block(self, name: str, version: int = 0, *, org_id: int = 0) -> Any:
+        """One version (0 = latest) of a registered block."""
+        from tinyforge.v1 import block_service_pb2 as bpb
+
+        return self.call(self.blocks.GetBlock, bpb.GetBlockRequest(
+            org_id=org_id, name=name, version=version)).block
+
+    def list_registered_blocks(self, block_type: str = "", *, org_id: int = 0) -> list[Any]:
+        """Latest version of every registered block of the organization (optionally one type)."""
+        from tinyforge.v1 import block_service_pb2 as bpb
+
+        return list(self.call(self.blocks.ListRegisteredBlocks, bpb.ListRegisteredBlocksRequest(
+            org_id=org_id, type=block_type)).blocks)
+
+    def list_block_versions(self, name: str, *, org_id: int = 0) -> list[Any]:
+        """Every version of a registered block, oldest first."""
+        from tinyforge.v1 import block_service_pb2 as bpb
+
+        return list(self.call(self.blocks.ListBlockVersions, bpb.ListBlockVersionsRequest(
+            org_id=org_id, name=name)).versions)
+
+    def delete_block(self, name: str, version: int = 0, *, org_id: int = 0) -> int:
+        """Delete one version (or, with 0, every version) of a block; returns how many."""
+        from tinyforge.v1 import block_service_pb2 as bpb
+
+        return self.call(self.blocks.DeleteBlock, bpb.DeleteBlockRequest(
+            org_id=org_id, name=name, version=version)).deleted_versions

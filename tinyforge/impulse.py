@@ -15,10 +15,17 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinyforge.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from tinyforge.dsp.base import ProcessingBlock
+
+#: turns a processing block name (``mfcc``, ``custom:NAME@2``) into the block; NotFound if none
+BlockResolver = Callable[[str], "ProcessingBlock"]
 
 RESIZE_MODES = ("fit-short", "fit-long", "squash", "crop")
 COLORS = ("rgb", "grayscale")
@@ -115,14 +122,17 @@ class Impulse:
         return list(block.axes) if block.axes else list(self.input.axes)
 
     # -- validation ----------------------------------------------------------------------------
-    def validate(self) -> Impulse:
+    def validate(self, resolver: BlockResolver | None = None) -> Impulse:
         """Check the whole impulse; raise InvalidArgument with the exact field path.
 
         Each processing block's parameters are checked against the window the input block
         produces (so a frame count over the limit or a filter cut-off above Nyquist is caught
-        here, before any feature generation). Returns ``self``.
+        here, before any feature generation). ``resolver`` turns block names into blocks
+        (default: built-in blocks only); the platform passes one that also knows its
+        organization's custom blocks (``custom:NAME[@VERSION]``, see
+        :mod:`tinyforge.blocks.custom_dsp`). Returns ``self``.
         """
-        from tinyforge.dsp.registry import get_block
+        get_block = resolver or _builtin_resolver()
 
         _validate_input(self.input)
         if not self.processing:
@@ -138,7 +148,7 @@ class Impulse:
             seen.add(b.name)
             try:
                 block = get_block(b.block)
-            except NotFound as e:
+            except (NotFound, InvalidArgument) as e:  # unknown, or a malformed custom reference
                 raise InvalidArgument(e.message, field=path + ".block") from None
             if not isinstance(b.params, dict):
                 raise InvalidArgument("params must be an object", field=path + ".params")
@@ -229,6 +239,18 @@ class Impulse:
         except (ValueError, TypeError) as e:
             raise InvalidArgument(f"impulse is not valid JSON: {e}", field="impulse") from None
         return cls.from_dict(d)
+
+
+def _builtin_resolver() -> BlockResolver:
+    from tinyforge.dsp.registry import get_block
+
+    def resolve(name: str) -> ProcessingBlock:
+        if isinstance(name, str) and name.startswith("custom:"):
+            raise NotFound(f"block {name!r} is a custom block: it can only be resolved against "
+                           "the platform's block registry", field="block")
+        return get_block(name)
+
+    return resolve
 
 
 def _list_of(items: Any, cls: type, path: str) -> list:
@@ -350,18 +372,18 @@ def diff(a: Impulse, b: Impulse) -> list[Change]:
     return changes
 
 
-def block_hash(impulse: Impulse, block_name: str) -> str:
+def block_hash(impulse: Impulse, block_name: str,
+               resolver: BlockResolver | None = None) -> str:
     """sha256 (hex) of everything that determines one processing block's features.
 
     Covers the block type, its implementation version, its *validated* parameters (so spelling
     a default explicitly does not change the hash), its axes and the input block (window size,
     stride, frequency, padding or image geometry). Learning blocks and other processing blocks
-    do not enter, so editing them keeps this block's features reusable.
+    do not enter, so editing them keeps this block's features reusable. A custom block (from
+    ``resolver``) adds its ``identity``: the hash of its registered version's contents.
     """
-    from tinyforge.dsp.registry import get_block
-
     b = impulse.processing_block(block_name)
-    block = get_block(b.block)
+    block = (resolver or _builtin_resolver())(b.block)
     payload = {
         "block": b.block,
         "implementation_version": block.implementation_version,
@@ -369,5 +391,9 @@ def block_hash(impulse: Impulse, block_name: str) -> str:
         "axes": impulse.block_axes(b),
         "input": asdict(impulse.input),
     }
+    identity = getattr(block, "identity", None)
+    if identity is not None:  # only custom blocks: built-in hashes stay as they were
+        # the contents decide, not the spelling: custom:NAME and custom:NAME@V share features
+        payload["block"], payload["identity"] = block.name, identity
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from tinyforge.accounts.projects import get_project
 from tinyforge.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from tinyforge.impulse import Change, Impulse, diff
+from tinyforge.impulse import BlockResolver, Change, Impulse, diff
 from tinyforge.store.models import Impulse as ImpulseRow
 from tinyforge.store.models import ImpulseVersion
 
@@ -54,11 +54,21 @@ def _check_name(name: str) -> str:
     return name
 
 
-def parse_definition(definition: str | dict) -> Impulse:
-    """JSON text (or a dict) → a validated :class:`Impulse` (InvalidArgument with field paths)."""
+def parse_definition(definition: str | dict, resolver: BlockResolver | None = None) -> Impulse:
+    """JSON text (or a dict) → a validated :class:`Impulse` (InvalidArgument with field paths).
+
+    ``resolver``: how block names are resolved (default built-in blocks only).
+    """
     imp = Impulse.from_dict(definition) if isinstance(definition, dict) \
         else Impulse.from_json(definition)
-    return imp.validate()
+    return imp.validate(resolver)
+
+
+def _resolver(s: Session, project_id: int) -> BlockResolver:
+    """Built-in blocks plus the custom blocks registered in the project's organization."""
+    from tinyforge.blocks.custom_dsp import session_resolver
+
+    return session_resolver(s, get_project(s, project_id).org_id)
 
 
 def _stored(row: ImpulseRow, ver: ImpulseVersion) -> StoredImpulse:
@@ -92,8 +102,9 @@ def create_impulse(s: Session, project_id: int, name: str, definition: str | dic
     """Create impulse ``name`` in a project with version 1. AlreadyExists for a taken name."""
     get_project(s, project_id)
     name = _check_name(name)
-    imp = definition.validate() if isinstance(definition, Impulse) \
-        else parse_definition(definition)
+    resolver = _resolver(s, project_id)
+    imp = definition.validate(resolver) if isinstance(definition, Impulse) \
+        else parse_definition(definition, resolver)
     if s.scalar(select(ImpulseRow.id).where(ImpulseRow.project_id == project_id,
                                             ImpulseRow.name == name)) is not None:
         raise AlreadyExists(f"project {project_id} already has an impulse named {name!r}",
@@ -161,8 +172,9 @@ def update_impulse(s: Session, project_id: int, impulse_id: int,
     if definition is None:
         s.flush()
         return _stored(row, latest), False
-    imp = definition.validate() if isinstance(definition, Impulse) \
-        else parse_definition(definition)
+    resolver = _resolver(s, project_id)
+    imp = definition.validate(resolver) if isinstance(definition, Impulse) \
+        else parse_definition(definition, resolver)
     text = imp.to_json()
     if text == latest.definition:
         s.flush()

@@ -25,6 +25,7 @@ from tinyforge.v1 import (
 )
 from tinyforge.v1 import (
     api_key_service_pb2_grpc,
+    block_service_pb2_grpc,
     common_pb2,
     dsp_service_pb2_grpc,
     impulse_service_pb2_grpc,
@@ -33,6 +34,10 @@ from tinyforge.v1 import (
     member_service_pb2_grpc,
     organization_service_pb2_grpc,
     project_service_pb2_grpc,
+    train_service_pb2_grpc,
+)
+from tinyforge.v1 import (
+    block_service_pb2 as bk,
 )
 from tinyforge.v1 import (
     dsp_service_pb2 as db,
@@ -54,6 +59,9 @@ from tinyforge.v1 import (
 )
 from tinyforge.v1 import (
     project_service_pb2 as pb,
+)
+from tinyforge.v1 import (
+    train_service_pb2 as tb,
 )
 
 OK, PD, UA = "OK", "PERMISSION_DENIED", "UNAUTHENTICATED"
@@ -123,6 +131,8 @@ def world(platform: Any) -> World:
         "IngestService": ingest_service_pb2_grpc.IngestServiceStub(channel),
         "ImpulseService": impulse_service_pb2_grpc.ImpulseServiceStub(channel),
         "DspService": dsp_service_pb2_grpc.DspServiceStub(channel),
+        "TrainService": train_service_pb2_grpc.TrainServiceStub(channel),
+        "BlockService": block_service_pb2_grpc.BlockServiceStub(channel),
     }
     keys: dict[str, str | None] = {
         "admin": a.admin_key,
@@ -162,6 +172,21 @@ def _impulse(w: World, project_id: int) -> int:
 
     with w.platform.ctx.db.session() as s:
         return create_impulse(s, project_id, _name(), _IMPULSE).impulse_id
+
+
+_BLOCK_MANIFEST = json.dumps({"version": 1, "type": "dsp", "info": {"name": "Matrix block"},
+                              "parameters": []})
+
+
+def _block(w: World) -> str:
+    """A registered block in org A (through the domain, not the API); returns its name."""
+    from tinyforge.blocks.registry_store import register_block
+
+    name = _name()
+    with w.platform.ctx.db.session() as s:
+        register_block(s, w.platform.ctx.objects, w.org_a, manifest=_BLOCK_MANIFEST, name=name,
+                       image="127.0.0.1:5000/matrix/block:1")
+    return name
 
 
 def _name() -> str:
@@ -299,6 +324,45 @@ CASES = [
          lambda w, p: db.AutotuneBlockRequest(project_id=p, impulse_id=_impulse(w, p),
                                               block="absent"),
          (NF, NF, PD, NF, PD), True),
+    # BlockService: org-level; project keys may read the org's blocks but not change them
+    Case("RegisterBlock", "BlockService/RegisterBlock",
+         lambda w, p: bk.RegisterBlockRequest(org_id=w.org_a, name=_name(),
+                                              parameters_json=_BLOCK_MANIFEST,
+                                              image="127.0.0.1:5000/matrix/block:1"),
+         (OK, OK, PD, PD, PD)),
+    Case("GetBlock", "BlockService/GetBlock",
+         lambda w, p: bk.GetBlockRequest(org_id=w.org_a, name=_block(w)), (OK, OK, OK, OK, PD)),
+    Case("ListRegisteredBlocks", "BlockService/ListRegisteredBlocks",
+         lambda w, p: bk.ListRegisteredBlocksRequest(org_id=w.org_a), (OK, OK, OK, OK, PD)),
+    Case("ListBlockVersions", "BlockService/ListBlockVersions",
+         lambda w, p: bk.ListBlockVersionsRequest(org_id=w.org_a, name=_block(w)),
+         (OK, OK, OK, OK, PD)),
+    Case("DeleteBlock", "BlockService/DeleteBlock",
+         lambda w, p: bk.DeleteBlockRequest(org_id=w.org_a, name=_block(w)),
+         (OK, OK, PD, PD, PD)),
+    # TrainService: an impulse without features / unknown model ids, so an authorized caller
+    # gets past the check to FAILED_PRECONDITION / NOT_FOUND (no model is trained here)
+    Case("StartTraining", "TrainService/StartTraining",
+         lambda w, p: tb.StartTrainingRequest(project_id=p, impulse_id=_impulse(w, p)),
+         (FP, FP, PD, FP, PD), True),
+    Case("GetModel", "TrainService/GetModel",
+         lambda w, p: tb.GetModelRequest(project_id=p, model_id=10**9), (NF, NF, NF, NF, PD),
+         True),
+    Case("ListModels", "TrainService/ListModels",
+         lambda w, p: tb.ListModelsRequest(project_id=p), (OK, OK, OK, OK, PD), True),
+    Case("TestModel", "TrainService/TestModel",
+         lambda w, p: tb.TestModelRequest(project_id=p, model_id=10**9), (NF, NF, PD, NF, PD),
+         True),
+    Case("GetTestResult", "TrainService/GetTestResult",
+         lambda w, p: tb.GetTestResultRequest(project_id=p, model_id=10**9),
+         (NF, NF, NF, NF, PD), True),
+    Case("DownloadModelFile", "TrainService/DownloadModelFile",
+         lambda w, p: tb.DownloadModelFileRequest(project_id=p, model_id=10**9,
+                                                  file="model_int8.tflite"),
+         (NF, NF, NF, NF, PD), True),
+    Case("Classify", "TrainService/Classify",
+         lambda w, p: tb.ClassifyRequest(project_id=p, model_id=10**9, data=b"a,b\n1,2\n"),
+         (NF, NF, NF, NF, PD), True),
 ]  # fmt: skip
 
 
@@ -316,7 +380,7 @@ def call(world: World, method: str, request: Any, key: str | None) -> tuple[str,
     metadata = (("x-api-key", key),) if key is not None else ()
     try:
         response = fn(request, metadata=metadata, timeout=10)
-        if name in ("WatchJob", "DownloadSample"):
+        if name in ("WatchJob", "DownloadSample", "DownloadModelFile"):
             response = list(response)
         return "OK", response
     except grpc.RpcError as err:

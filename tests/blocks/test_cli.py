@@ -19,10 +19,11 @@ def _invoke(*args: str) -> tuple[int, str, str]:
     return res.exit_code, res.stdout, res.stderr
 
 
-def test_blocks_help_lists_commands_and_says_registration_comes_later() -> None:
+def test_blocks_help_lists_commands() -> None:
     code, out, _ = _invoke("blocks", "--help")
     assert code == 0
-    for cmd in ("init", "build", "push", "ls", "run-local", "setup", "registry"):
+    for cmd in ("init", "build", "push", "ls", "run-local", "setup", "registry", "register",
+                "show", "versions", "delete"):
         assert cmd in out
     code, out, _ = _invoke("blocks", "ls", "--help")
     assert "BlockService" in " ".join(out.split())

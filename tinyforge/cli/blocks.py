@@ -1,9 +1,11 @@
 """CLI commands: ``tinyforge blocks ...`` — author, build, push and run custom blocks locally.
 
-Everything here works on this machine without the platform server: podman (rootful, runc) for
+Authoring works on this machine without the platform server: podman (rootful, runc) for
 containers, a loopback OCI registry for push/pull, or a block's ``info.localCommand``.
-Registering a pushed block with the platform (the org-scoped BlockService) comes with that
-service; ``blocks ls`` lists a registry's catalogue until then.
+With a platform configured (client.json or TINYFORGE_ADDRESS/TINYFORGE_API_KEY), ``blocks push``
+also registers the pushed block with the organization's BlockService; ``blocks register``,
+``ls``, ``show``, ``versions`` and ``delete`` work on that registry (``ls --registry`` lists an
+OCI registry's catalogue instead).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from tinyforge.cli.common import get_client, handles_api_errors, print_json, print_table
 from tinyforge.errors import TinyForgeError
 
 blocks_app = typer.Typer(
@@ -133,11 +136,18 @@ def push_cmd(
     tag: str = typer.Option("latest", help="Image tag."),
     base: str = typer.Option("", help="Local base image (BASE_IMAGE build argument)."),
     build: bool = typer.Option(True, "--build/--no-build", help="Build before pushing."),
+    register: bool | None = typer.Option(
+        None, "--register/--no-register",
+        help="Register with the platform (default: when one is configured).",
+    ),
+    name: str = typer.Option("", help="Registry name (default: a slug of info.name)."),
 ) -> None:
     """Build (unless --no-build) and push the block's image; prints the pushed reference.
 
-    TLS verification is off only for a loopback registry. Registering the block with the
-    platform's BlockService is not available yet: run the pushed image with `blocks run-local`.
+    TLS verification is off only for a loopback registry. When a platform is configured
+    (client.json, or TINYFORGE_ADDRESS + TINYFORGE_API_KEY) the pushed image is also registered
+    with the organization's BlockService as a new version (with the block's source when it
+    declares info.localCommand); --no-register skips that, --register requires it.
     """
     from tinyforge.blocks.images import build_block_image, default_image_ref, push_block_image
     from tinyforge.blocks.manifest import load_manifest
@@ -146,20 +156,58 @@ def push_cmd(
         ref = build_block_image(directory, tag=tag, base_image=base or None, log=_echo_err)
     else:
         ref = default_image_ref(load_manifest(directory), tag)
-    typer.echo(push_block_image(ref, registry, log=_echo_err))
+    remote = push_block_image(ref, registry, log=_echo_err)
+    if register is not False:
+        _register_pushed(directory, remote, name, required=register is True)
+    typer.echo(remote)
+
+
+def _register_pushed(directory: Path, image: str, name: str, *, required: bool) -> None:
+    """Register a pushed image with the configured platform (stderr: what happened)."""
+    from tinyforge.client import ApiError, ConfigError, TinyForgeClient
+    from tinyforge.errors import FailedPrecondition
+
+    try:
+        client = TinyForgeClient.from_config()
+    except ConfigError as exc:
+        if required:
+            raise FailedPrecondition(f"cannot register: {exc}", field="register") from None
+        _echo_err("no platform configured: pushed only (use --register to require it)")
+        return
+    try:
+        with client:
+            b = client.register_block_dir(directory, name=name, image=image)
+    except ApiError as exc:
+        where = f" [{exc.field}]" if exc.field else ""
+        raise FailedPrecondition(f"pushed {image}, but registering it failed: {exc.code}"
+                                 f"{where}: {exc.message}", field="register") from None
+    _echo_err(f"registered {b.reference} ({b.type}) in organization {b.org_id}")
 
 
 @blocks_app.command("ls")
 @_errors
+@handles_api_errors
 def ls_cmd(
-    registry: str = typer.Option(..., help="Registry HOST:PORT to list."),
+    registry: str = typer.Option(
+        "", help="List this OCI registry's catalogue (HOST:PORT) instead of the platform's."
+    ),
+    block_type: BlockTypeName | None = typer.Option(None, "--type", "-t", help="Only this type."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List the block images (repositories and tags) in an OCI registry.
-
-    For now this is the registry's catalogue; the org-scoped list of registered blocks comes
-    with the platform's BlockService.
-    """
+    """List the organization's registered blocks (the platform's BlockService; latest
+    versions), or with --registry the block images (repositories and tags) in an OCI registry."""
+    if not registry:
+        with get_client() as client:
+            rows = client.list_registered_blocks(block_type.value if block_type else "")
+        if as_json:
+            print_json([_block_json(b) for b in rows])
+            return
+        print_table("Registered blocks", ["name", "type", "version", "versions", "image",
+                                          "local command", "title"],
+                    [(b.name, b.type, b.version, b.version_count, b.image or "-",
+                      "yes" if b.has_local_command and b.source_sha256 else "-", b.title)
+                     for b in rows])
+        return
     from tinyforge.blocks.images import check_registry
     from tinyforge.blocks.oci_registry import registry_catalog
 
@@ -264,6 +312,96 @@ def registry_cmd(
         pass
     finally:
         reg.stop()
+
+
+def _block_json(b: Any) -> dict[str, Any]:
+    from tinyforge.cli.common import message_to_dict
+
+    d = message_to_dict(b)
+    d["parameters_json"] = json.loads(b.parameters_json)
+    return d
+
+
+@blocks_app.command("register")
+@_errors
+@handles_api_errors
+def register_cmd(
+    directory: Path = typer.Argument(..., help="Block directory (parameters.json)."),
+    image: str = typer.Option("", help="Image reference, e.g. 127.0.0.1:5000/team/zcr:1."),
+    digest: str = typer.Option("", help="sha256:... manifest digest pinning the image."),
+    name: str = typer.Option("", help="Registry name (default: a slug of info.name)."),
+    source: bool | None = typer.Option(
+        None, "--source/--no-source",
+        help="Upload the block's files (default: when it declares info.localCommand).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Register a block with the platform: a new version of NAME in your organization."""
+    with get_client() as client:
+        b = client.register_block_dir(directory, name=name, image=image, image_digest=digest,
+                                      include_source=source)
+    if as_json:
+        print_json(_block_json(b))
+        return
+    typer.echo(f"registered {b.reference} ({b.type}); use it in an impulse as "
+               f"custom:{b.name} (latest) or {b.reference}")
+
+
+@blocks_app.command("show")
+@_errors
+@handles_api_errors
+def show_cmd(
+    name: str = typer.Argument(..., help="Registered block name."),
+    version: int = typer.Option(0, help="Version (0 = latest)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """A registered block and its parameters: types, defaults and valid ranges."""
+    with get_client() as client:
+        b = client.get_block(name, version)
+    if as_json:
+        print_json(_block_json(b))
+        return
+    typer.echo(f"{b.name} v{b.version} of {b.latest_version} ({b.type}): {b.title}")
+    if b.description:
+        typer.echo(f"  {b.description}")
+    typer.echo(f"  image: {b.image or '-'}" + (f" @ {b.image_digest}" if b.image_digest else ""))
+    typer.echo(f"  local command: {'yes' if b.has_local_command and b.source_sha256 else 'no'}")
+    typer.echo(f"  reference: {b.reference}")
+    print_table("Parameters", ["param", "name", "type", "default", "valid", "help"],
+                [(p.param, p.name, p.type, p.default_json, p.range, p.help)
+                 for p in b.parameters])
+
+
+@blocks_app.command("versions")
+@_errors
+@handles_api_errors
+def versions_cmd(
+    name: str = typer.Argument(..., help="Registered block name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every version of a registered block."""
+    with get_client() as client:
+        rows = client.list_block_versions(name)
+    if as_json:
+        print_json([_block_json(b) for b in rows])
+        return
+    print_table(f"Versions of {name}", ["version", "image", "digest", "source", "created"],
+                [(b.version, b.image or "-", b.image_digest or "-",
+                  b.source_sha256[:12] or "-", b.create_time.ToDatetime().isoformat())
+                 for b in rows])
+
+
+@blocks_app.command("delete")
+@_errors
+@handles_api_errors
+def delete_cmd(
+    name: str = typer.Argument(..., help="Registered block name."),
+    version: int = typer.Option(0, help="Delete only this version (0 = the whole block)."),
+) -> None:
+    """Delete a version of a registered block, or the whole block."""
+    with get_client() as client:
+        n = client.delete_block(name, version)
+    typer.echo(f"deleted {n} version(s) of {name}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,8 @@ import importlib
 import typer
 
 # Areas, in the order their commands appear in --help.
-AREAS = ["platform", "projects", "jobs", "data", "impulse", "compile", "blocks", "steps", "cluster"]
+AREAS = ["platform", "projects", "jobs", "data", "impulse", "compile", "blocks", "steps", "cluster",
+         "serve"]
 
 app = typer.Typer(
     name="tinyforge",

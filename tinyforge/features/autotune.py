@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from tinyforge.dsp.base import ProcessingBlock
-from tinyforge.dsp.registry import get_block
 from tinyforge.errors import FailedPrecondition, InvalidArgument, TinyForgeError
 from tinyforge.features.generate import check_dataset, dataset_samples, load_windows
 from tinyforge.impulse import TimeSeriesInput
@@ -113,9 +112,12 @@ def autotune_block(db: Database, objects: ObjectStore, project_id: int, impulse_
                               field="max_windows")
     with db.session() as s:
         stored = get_impulse(s, project_id, impulse_id, version)
-    impulse = stored.impulse.validate()
+    from tinyforge.blocks.custom_dsp import project_resolver
+
+    resolver = project_resolver(db, objects, project_id)
+    impulse = stored.impulse.validate(resolver)
     bdef = impulse.processing_block(block_name)
-    block: ProcessingBlock = get_block(bdef.block)
+    block: ProcessingBlock = resolver(bdef.block)
     if not isinstance(impulse.input, TimeSeriesInput):
         raise InvalidArgument("autotune works on time-series impulses", field="block")
     fs = float(impulse.input.frequency_hz)

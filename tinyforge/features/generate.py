@@ -328,8 +328,9 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
     impulse version (0 = latest) over the project's enabled samples.
 
     ``shard=(i, n)`` computes only the samples of shard i of n (:func:`shard_of`) still to
-    process, into the cache, and publishes nothing: the fan-out steps of the feature pipeline run one shard each,
-    and a final unsharded call (which then finds everything cached) publishes.
+    process, into the cache, and publishes nothing: the fan-out steps of the feature pipeline
+    run one shard each, and a final unsharded call (which then finds everything cached)
+    publishes.
 
     Returns a JSON-able summary: ``impulse_id``, ``version``, ``samples``, ``windows``,
     ``dropped_samples`` (shorter than a window without zero padding) and per block

@@ -125,7 +125,8 @@ def _spectral_plots(x: np.ndarray, fs: float, p: dict[str, Any], axes: list[str]
     return plots
 
 
-def run_block(block_name: str, params: dict[str, Any] | None, window: np.ndarray, fs: float,
+def run_block(block_name: str | ProcessingBlock, params: dict[str, Any] | None,
+              window: np.ndarray, fs: float,
               axes: list[str] | None = None, *, plots: bool = True,
               field_prefix: str = "params.") -> BlockRun:
     """Features of one window and its plot data.
@@ -133,8 +134,10 @@ def run_block(block_name: str, params: dict[str, Any] | None, window: np.ndarray
     ``window``: time series ``[T, axes]`` (``axes`` names its columns) at ``fs`` Hz, or an
     image ``[H, W, C]`` with 0..255 values. Raises InvalidArgument naming the bad parameter,
     a window too short for the frames, a filter cut-off above Nyquist, a wrong channel count.
+    ``block_name`` may also be a block object (a registered custom block from a resolver).
     """
-    block: ProcessingBlock = get_block(block_name)
+    block: ProcessingBlock = (block_name if isinstance(block_name, ProcessingBlock)
+                              else get_block(block_name))
     x = np.asarray(window, dtype=np.float32)
     if x.size > MAX_WINDOW_VALUES:
         raise InvalidArgument(f"window has {x.size} values, the limit is {MAX_WINDOW_VALUES}",
@@ -143,6 +146,8 @@ def run_block(block_name: str, params: dict[str, Any] | None, window: np.ndarray
         fs = 0.0
     p, spec = block.check(params, fs, x.shape, field_prefix=field_prefix)
     feats = block.features(x, fs, p)
+    if getattr(block, "dynamic_output", False):  # a custom block's shape is known only now
+        spec = OutputSpec(spec.kind, tuple(int(d) for d in feats.shape))
     out: list[Plot] = []
     if plots:
         if not block.image_input:

@@ -324,3 +324,106 @@ class FeatureSet(Base):
     feature_shape: Mapped[list[Any]] = mapped_column(JSON, default=list)
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Model(Base):
+    """A trained model: one learning block of one impulse version, trained on one dataset.
+
+    ``state`` is ``pending`` while its files are being stored (invisible to every listing and
+    lookup) and ``ready`` once all of them are in place; a failed training run deletes the
+    row and its objects. The object layout under ``files`` is documented in
+    :mod:`tinyforge.training.store`.
+    """
+
+    __tablename__ = "models"
+    __table_args__ = (Index("ix_models_project_state", "project_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    impulse_id: Mapped[int] = mapped_column(ForeignKey("impulses.id", ondelete="CASCADE"))
+    impulse_version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    learn_block: Mapped[str] = mapped_column(String(64))  # name in the impulse
+    block_type: Mapped[str] = mapped_column(String(64))  # registered learning block
+    task: Mapped[str] = mapped_column(String(16), default="classification")
+    input_blocks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    feature_shape: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    feature_kind: Mapped[str] = mapped_column(String(16), default="flat")
+    # sha256 over (sample sha256, label, category) of the samples the features came from
+    dataset_hash: Mapped[str] = mapped_column(String(64), default="")
+    code_version: Mapped[str] = mapped_column(String(128), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # file name -> {"key", "size", "sha256", "content_type"}
+    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ModelTestRun(Base):
+    """One run of a model over the testing category; same pending/ready rule as Model."""
+
+    __tablename__ = "model_test_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    threshold: Mapped[float] = mapped_column(Float, default=0.6)
+    dataset_hash: Mapped[str] = mapped_column(String(64), default="")
+    # summary: per form accuracy / confusion / per-class, accuracy difference, ROC-AUC
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Block(Base):
+    """A custom block registered with an organization (every project of the org may use it).
+
+    ``name`` is the org-unique registry name (lower-case slug, what impulses reference as
+    ``custom:NAME``); each registration adds a :class:`BlockVersion`, the highest being
+    ``latest_version``.
+    """
+
+    __tablename__ = "blocks"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))  # transform | dsp | learn | deploy
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class BlockVersion(Base):
+    """One immutable registration of a block: image reference (+ digest), its validated
+    ``parameters.json`` (canonical JSON) and, for blocks with a local command, the object key
+    and sha256 of its source archive."""
+
+    __tablename__ = "block_versions"
+    __table_args__ = (UniqueConstraint("block_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block_id: Mapped[int] = mapped_column(ForeignKey("blocks.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    image: Mapped[str] = mapped_column(String(512), default="")
+    image_digest: Mapped[str] = mapped_column(String(80), default="")
+    manifest: Mapped[str] = mapped_column(Text)
+    source_key: Mapped[str] = mapped_column(String(512), default="")
+    source_sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_by_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

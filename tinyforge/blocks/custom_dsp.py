@@ -1,0 +1,301 @@
+"""Registered custom DSP blocks used like built-in processing blocks.
+
+An impulse's processing block may name ``custom:NAME`` (the latest version of an org's
+registered DSP block, resolved when the impulse is validated or run) or ``custom:NAME@VERSION``
+(pinned). A *resolver* turns a block name into a :class:`~tinyforge.dsp.base.ProcessingBlock`:
+built-in names go to :func:`tinyforge.dsp.registry.get_block`, ``custom:`` names to a
+:class:`CustomDspBlock` wrapping the registered version, so validation, block hashes, feature
+generation and RunBlock treat both alike.
+
+A :class:`CustomDspBlock` computes features by running the block in the DSP batch contract
+(``--in X.npy --out features.npy --params JSON``, X float32 ``[N, T, axes]`` or
+``[N, H, W, C]``) through :func:`tinyforge.blocks.run.run_block`: as a podman container when the
+version has an image and podman works here, else as its ``info.localCommand`` from the stored
+source archive (when local commands are allowed: ``TINYFORGE_BLOCKS_LOCAL_COMMANDS``, on by
+default in embedded mode, off with a MinIO object store, i.e. in the cluster). The output
+shape of a custom block is learned from its output (it is not declared in parameters.json).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyforge.blocks.registry_store import RegisteredBlock
+from tinyforge.dsp.base import OUTPUT_KINDS, ProcessingBlock
+from tinyforge.errors import FailedPrecondition, InvalidArgument
+
+CUSTOM_PREFIX = "custom:"
+_REF_RE = re.compile(
+    r"^custom:(?P<name>[a-z0-9][a-z0-9._-]{0,63})(?:@(?P<version>[1-9][0-9]{0,8}))?$")
+#: seconds a podman availability check is reused
+_PODMAN_CHECK_TTL = 300.0
+
+BlockResolver = Callable[[str], ProcessingBlock]
+
+_shapes: dict[tuple[str, str, tuple[int, ...]], tuple[int, ...]] = {}
+_podman_state: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def is_custom(block: str) -> bool:
+    """Whether a processing block name refers to a registered custom block."""
+    return isinstance(block, str) and block.startswith(CUSTOM_PREFIX)
+
+
+def parse_custom_ref(block: str, field: str = "block") -> tuple[str, int]:
+    """``custom:NAME[@VERSION]`` -> (NAME, VERSION or 0 = latest); InvalidArgument otherwise."""
+    m = _REF_RE.match(block or "")
+    if m is None:
+        raise InvalidArgument(
+            f"{block!r} is not a custom block reference: expected custom:NAME or "
+            "custom:NAME@VERSION with NAME the registered block name (e.g. custom:zcr-bands@2)",
+            field=field,
+        )
+    return m.group("name"), int(m.group("version") or 0)
+
+
+def local_commands_allowed() -> bool:
+    """Whether registered blocks may run as plain processes on this host.
+
+    ``TINYFORGE_BLOCKS_LOCAL_COMMANDS`` decides; unset, it is allowed with the local object
+    store (embedded mode: one user's machine) and refused with MinIO (the shared cluster,
+    where only containers isolate a tenant's code).
+    """
+    raw = os.environ.get("TINYFORGE_BLOCKS_LOCAL_COMMANDS")
+    if raw is not None:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return os.environ.get("TINYFORGE_OBJECT_STORE", "local") == "local"
+
+
+def _podman_reason() -> str | None:
+    """Why podman cannot run containers (None when it can); cached for a few minutes."""
+    with _lock:
+        at = _podman_state.get("at")
+        if at is not None and time.monotonic() - at < _PODMAN_CHECK_TTL:
+            return _podman_state["reason"]
+    from tinyforge.workflows.podman import podman_unavailable_reason
+
+    reason = podman_unavailable_reason()
+    with _lock:
+        _podman_state.update(at=time.monotonic(), reason=reason)
+    return reason
+
+
+def _source_dir(objects: Any, reg: RegisteredBlock) -> Path:
+    """The block's source, unpacked once per content into TinyForge's cache directory."""
+    from tinyforge.blocks.registry_store import unpack_source
+    from tinyforge.workflows.podman import cache_dir
+
+    dest = cache_dir() / "block-sources" / reg.source_sha256
+    if not (dest / "parameters.json").is_file():
+        data = objects.get_bytes(reg.source_key)
+        import hashlib
+
+        if hashlib.sha256(data).hexdigest() != reg.source_sha256:
+            raise FailedPrecondition(f"the stored source of block {reg.name!r} v{reg.version} "
+                                     "does not match its recorded sha256", field="source")
+        unpack_source(data, dest)
+    return dest
+
+
+class CustomDspBlock(ProcessingBlock):
+    """A registered DSP block version behind the :class:`ProcessingBlock` interface.
+
+    ``name`` is ``custom:NAME``; ``implementation_version`` the registered version; ``identity``
+    the hash of what determines its output (manifest, image and digest, source archive), which
+    block hashes include so a re-registered block never reuses stale features.
+    """
+
+    #: the output shape is learned by running the block (see :meth:`learned_shape`)
+    dynamic_output = True
+
+    def __init__(self, reg: RegisteredBlock, objects: Any = None, *,
+                 allow_local: bool | None = None) -> None:
+        info = reg.manifest.info
+        kind = info.get("outputType", "flat")
+        if kind not in OUTPUT_KINDS:
+            raise InvalidArgument(f"info.outputType {kind!r} of block {reg.name!r} is not one "
+                                  f"of {', '.join(OUTPUT_KINDS)}", field="info.outputType")
+        source = info.get("input", "time-series")
+        if source not in ("time-series", "image"):
+            raise InvalidArgument(f"info.input {source!r} of block {reg.name!r} must be "
+                                  "time-series or image", field="info.input")
+        self.registered = reg
+        self.name = CUSTOM_PREFIX + reg.name
+        self.title = reg.manifest.name
+        self.description = reg.manifest.description
+        self.implementation_version = reg.version
+        self.identity = reg.identity
+        self.output_kind = kind
+        self.params = reg.manifest.parameters
+        self.single_axis = bool(info.get("singleAxis", False))
+        self.image_input = source == "image"
+        self.objects = objects
+        self.allow_local = local_commands_allowed() if allow_local is None else allow_local
+        self._log: Callable[[str], None] = lambda _line: None
+        self._cancelled: Callable[[], bool] = lambda: False
+
+    def bound(self, log: Callable[[str], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> CustomDspBlock:
+        """A copy whose runs stream the block's output to ``log`` and stop when ``cancelled``."""
+        other = copy.copy(self)
+        other._log = log or self._log
+        other._cancelled = cancelled or self._cancelled
+        return other
+
+    # -- ProcessingBlock ----------------------------------------------------------------------
+    def _shape_key(self, p: dict[str, Any], window_shape: tuple[int, ...]
+                   ) -> tuple[str, str, tuple[int, ...]]:
+        return (self.identity, json.dumps(p, sort_keys=True), tuple(window_shape))
+
+    def learned_shape(self, p: dict[str, Any], window_shape: tuple[int, ...]
+                      ) -> tuple[int, ...] | None:
+        """The per-window output shape seen on an earlier run with these params, if any."""
+        with _lock:
+            return _shapes.get(self._shape_key(p, window_shape))
+
+    def _check(self, p: dict[str, Any], fs: float, window_shape: tuple[int, ...],
+               field_prefix: str) -> tuple[int, ...]:
+        # Nothing to check beyond the schema (done by validate); the shape is known only once
+        # the block ran: () until then (callers check ``dynamic_output``).
+        return self.learned_shape(p, window_shape) or ()
+
+    def schema(self) -> dict[str, Any]:
+        """The block's parameters.json, with the registry's name and version in ``info``."""
+        doc = self.registered.manifest.to_json()
+        doc["info"] = {**doc["info"], "title": self.title, "name": self.name,
+                       "implementationVersion": self.implementation_version,
+                       "outputType": self.output_kind, "singleAxis": self.single_axis,
+                       "input": "image" if self.image_input else "time-series",
+                       "registryName": self.registered.name,
+                       "image": self.registered.image, "imageDigest": self.registered.image_digest}
+        return doc
+
+    def engine(self) -> str:
+        """How this block would run here now: ``podman`` or ``local``; FailedPrecondition if
+        neither is possible (naming why)."""
+        reg = self.registered
+        reasons = []
+        if reg.run_image:
+            reason = _podman_reason()
+            if reason is None:
+                return "podman"
+            reasons.append(f"its image cannot run: {reason}")
+        else:
+            reasons.append("it has no image")
+        if reg.manifest.local_command and reg.source_key:
+            if self.allow_local:
+                return "local"
+            reasons.append("local commands are disabled on this platform "
+                           "(TINYFORGE_BLOCKS_LOCAL_COMMANDS)")
+        else:
+            reasons.append("it has no local command with a stored source")
+        raise FailedPrecondition(f"block {reg.name!r} v{reg.version} cannot run here: "
+                                 + "; ".join(reasons), field="block")
+
+    def features_batch(self, signals: np.ndarray, fs: float,
+                       params: dict[str, Any] | None = None) -> np.ndarray:
+        """Run the block once over N windows ``[N, *window]``: float32 ``[N, *output shape]``.
+
+        Raises InvalidArgument for bad input or params, the :mod:`tinyforge.blocks.errors`
+        classes (with the block's log tail) when the block fails, times out or writes no
+        valid features.
+        """
+        from tinyforge.blocks.run import ResolvedBlock, run_block
+
+        signals = np.asarray(signals)
+        if signals.ndim < 2:
+            raise InvalidArgument(f"batch must be [N, T, axes] (or [N, H, W, C]), got shape "
+                                  f"{signals.shape}", field="signal")
+        if not np.issubdtype(signals.dtype, np.number):
+            raise InvalidArgument("signal must be numeric", field="signal")
+        p, _spec = self.check(params, fs, signals.shape[1:])
+        x = np.ascontiguousarray(signals, dtype=np.float32)
+        if not np.all(np.isfinite(x)):
+            raise InvalidArgument("signal contains NaN or infinite values", field="signal")
+        n = x.shape[0]
+        if n == 0:
+            shape = self.learned_shape(p, x.shape[1:])
+            if shape is None:
+                raise FailedPrecondition(f"the output shape of block {self.name!r} is not known "
+                                         "before it ran on a window", field="block")
+            return np.zeros((0, *shape), np.float32)
+        reg = self.registered
+        engine = self.engine()
+        if engine == "podman":
+            resolved = ResolvedBlock(reg.manifest, None, reg.run_image)
+        else:
+            resolved = ResolvedBlock(reg.manifest, _source_dir(self.objects, reg), None)
+        with tempfile.TemporaryDirectory(prefix="tf-custom-dsp-") as tmp:
+            in_path = Path(tmp) / "in" / "X.npy"
+            in_path.parent.mkdir()
+            np.save(in_path, x)
+            res = run_block(resolved, in_path, Path(tmp) / "out", params=p, engine=engine,
+                            log=self._log, cancelled=self._cancelled)
+            feats = np.load(res.out_dir / "features.npy", allow_pickle=False)
+        feats = np.asarray(feats, dtype=np.float32).reshape(n, -1) if feats.ndim == 1 \
+            else feats.astype(np.float32, copy=False)
+        with _lock:
+            _shapes[self._shape_key(p, x.shape[1:])] = tuple(int(d) for d in feats.shape[1:])
+        return feats
+
+
+class RegistryResolver:
+    """Block names -> ProcessingBlocks: built-in names, or ``custom:`` names looked up in an
+    organization's registry (each name looked up once per resolver, so one generation run
+    sees one version throughout)."""
+
+    def __init__(self, lookup: Callable[[str, int], RegisteredBlock], objects: Any = None, *,
+                 allow_local: bool | None = None) -> None:
+        self._lookup = lookup
+        self.objects = objects
+        self.allow_local = allow_local
+        self._cache: dict[str, ProcessingBlock] = {}
+
+    def __call__(self, block: str) -> ProcessingBlock:
+        from tinyforge.dsp.registry import get_block
+
+        if not is_custom(block):
+            return get_block(block)
+        if block not in self._cache:
+            name, version = parse_custom_ref(block)
+            reg = self._lookup(name, version)
+            if reg.type != "dsp":
+                raise InvalidArgument(f"block {name!r} is a {reg.type} block; a processing "
+                                      "block must be a dsp block", field="block")
+            self._cache[block] = CustomDspBlock(reg, self.objects, allow_local=self.allow_local)
+        return self._cache[block]
+
+
+def session_resolver(s: Any, org_id: int, objects: Any = None) -> RegistryResolver:
+    """A resolver reading an organization's registry through an open session."""
+    from tinyforge.blocks.registry_store import get_registered_block
+
+    return RegistryResolver(lambda name, v: get_registered_block(s, org_id, name, v), objects)
+
+
+def project_resolver(db: Any, objects: Any, project_id: int) -> RegistryResolver:
+    """A resolver for a project's impulses: the registry of the project's organization (one
+    short session per lookup)."""
+    from tinyforge.accounts.projects import get_project
+    from tinyforge.blocks.registry_store import get_registered_block
+
+    with db.session() as s:
+        org_id = get_project(s, project_id).org_id
+
+    def lookup(name: str, version: int) -> RegisteredBlock:
+        with db.session() as s:
+            return get_registered_block(s, org_id, name, version)
+
+    return RegistryResolver(lookup, objects)
