@@ -84,6 +84,25 @@ def test_strict_crd_validation_catches_a_typo(crd_schemas: None) -> None:
     assert any("supportedModelFormat" in e for e in crd_errors(bad))
 
 
+def test_serving_runtime_args_are_a_real_serve_command_line() -> None:
+    """The impulse ServingRuntime runs `tinyforge serve` on the model directory KServe mounts,
+    on every interface (it listens on 127.0.0.1 by default) and on the declared port; the args
+    are parsed by the real CLI, so a renamed option fails here."""
+    import typer
+
+    from tinyforge.cli.main import app
+
+    container = scenario("default").one("ServingRuntime", "-impulse")["spec"]["containers"][0]
+    args = container["args"]
+    assert args[:2] == ["tinyforge", "serve"]
+    serve = typer.main.get_command(app).get_command(None, "serve")
+    params = serve.make_context("serve", [a.replace("{{.Name}}", "kws") for a in args[2:]]).params
+    assert str(params["model"]) == "/mnt/models"
+    assert params["name"] == "kws"
+    assert params["host"] == "0.0.0.0"
+    assert params["http_port"] in [p["containerPort"] for p in container["ports"]]
+
+
 def test_http_route_targets_the_ingest_http_port() -> None:
     r = scenario("ha")
     route = r.one("HTTPRoute", "-ingestion")
