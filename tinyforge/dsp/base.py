@@ -14,10 +14,15 @@ The per-window form is the batch form applied to one window, so both give identi
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from tinyforge.dsp.params import ParamSpec, validate_params
 from tinyforge.errors import InvalidArgument
@@ -25,6 +30,41 @@ from tinyforge.errors import InvalidArgument
 OUTPUT_KINDS = ("flat", "spectrogram", "image")
 #: input samples processed per vectorised chunk in features_batch
 CHUNK_SAMPLES = 1 << 17
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController | None:
+    try:
+        return ThreadpoolController()
+    except Exception:  # introspection unsupported on this platform: run unlimited
+        return None
+
+
+# OpenBLAS's thread count is process-wide: only one thread at a time sets and restores it
+_blas_limit_owner = threading.Lock()
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Context limiting the BLAS library (numpy's OpenBLAS) to one thread while it is active.
+
+    The blocks' matrix products are small (one chunk of frames times a filterbank or a DCT):
+    BLAS threads cost far more to wake and synchronise than they save, and on a loaded machine
+    (or inside a process pool, where parallelism is across processes) they made the MFCC/MFE
+    batch path about 7x slower. The thread count is process-wide, and overlapping limits from
+    several threads can restore it wrongly, so only one thread at a time sets it (and restores
+    the original count on leaving); a thread arriving meanwhile runs without touching it (maybe
+    with more BLAS threads: slower, never different numbers).
+    """
+    ctl = _blas_controller()
+    if ctl is None or not _blas_limit_owner.acquire(blocking=False):
+        yield
+        return
+    try:
+        with ctl.limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _blas_limit_owner.release()
 
 
 @dataclass(frozen=True)
@@ -136,16 +176,19 @@ class ProcessingBlock:
             raise InvalidArgument("signal must be numeric", field="signal")
         p, spec = self.check(params, fs, signals.shape[1:])
         x = signals.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(x)):
-            raise InvalidArgument("signal contains NaN or infinite values", field="signal")
         n = signals.shape[0]
         out = np.empty((n,) + spec.shape, dtype=np.float32)
         # small chunks keep the intermediates (frames, spectra) in cache: several times faster
         per_window = max(1, int(np.prod(signals.shape[1:])))
         chunk = max(1, CHUNK_SAMPLES // per_window)
-        for i in range(0, n, chunk):
-            part = self._run(x[i : i + chunk], float(fs), p)
-            out[i : i + chunk] = np.asarray(part, dtype=np.float32).reshape((-1,) + spec.shape)
+        with single_threaded_blas():
+            for i in range(0, n, chunk):
+                xc = x[i : i + chunk]
+                # min/max propagate NaN and reach +-inf: no boolean array, chunk still in cache
+                if xc.size and not (np.isfinite(xc.min()) and np.isfinite(xc.max())):
+                    raise InvalidArgument("signal contains NaN or infinite values", field="signal")
+                part = self._run(xc, float(fs), p)
+                out[i : i + chunk] = np.asarray(part, dtype=np.float32).reshape((-1,) + spec.shape)
         return out
 
     def _run(self, x: np.ndarray, fs: float, p: dict[str, Any]) -> np.ndarray:

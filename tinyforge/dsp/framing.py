@@ -41,5 +41,15 @@ def frame_params(n_samples: int, fs: float, frame_length_s: float, frame_stride_
 
 def frame_signal(x: np.ndarray, frame_len: int, stride: int, n_frames: int) -> np.ndarray:
     """Frames of ``x`` ``[..., T]`` → ``[..., n_frames, frame_len]`` (a strided view, no copy)."""
-    view = np.lib.stride_tricks.sliding_window_view(x, frame_len, axis=-1)
-    return view[..., : (n_frames - 1) * stride + 1 : stride, :]
+    x = np.asarray(x)
+    if n_frames < 0 or (n_frames > 0 and (n_frames - 1) * stride + frame_len > x.shape[-1]):
+        raise ValueError(
+            f"{n_frames} frames of {frame_len} samples every {stride} do not fit in "
+            f"{x.shape[-1]} samples"
+        )
+    # as_strided directly: sliding_window_view's checks cost more than the view, once per chunk
+    step = x.strides[-1]
+    return np.lib.stride_tricks.as_strided(
+        x, x.shape[:-1] + (n_frames, frame_len), x.strides[:-1] + (stride * step, step),
+        writeable=False,
+    )  # fmt: skip

@@ -55,8 +55,10 @@ def ei_filterbank(
 ) -> np.ndarray:
     """Edge Impulse mel filterbank, float32 ``[num_filters, fft_length // 2 + 1]`` (read-only)."""
     high_hz = high_hz or fs / 2.0
-    fb = _ei_filterbank(num_filters, fft_length, float(fs), float(low_hz), float(high_hz))
-    if np.any(np.all(fb == 0, axis=1)):
+    fb, has_empty_filter = _ei_filterbank(
+        num_filters, fft_length, float(fs), float(low_hz), float(high_hz)
+    )
+    if has_empty_filter:
         n_bins = fft_length // 2 + 1
         raise InvalidArgument(
             f"at least one mel filter covers no FFT bin with {num_filters} filters and FFT "
@@ -69,7 +71,8 @@ def ei_filterbank(
 @lru_cache(maxsize=64)
 def _ei_filterbank(
     num_filters: int, fft_length: int, fs: float, low_hz: float, high_hz: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, bool]:
+    """The filterbank and whether a filter covers no bin (cached: checked once, not per call)."""
     n_bins = fft_length // 2 + 1
     edges = ei_filterbank_edges(num_filters, fft_length, fs, low_hz, high_hz)
     fb = np.zeros((num_filters, n_bins), dtype=np.float64)
@@ -86,7 +89,7 @@ def _ei_filterbank(
         fb[m] = row
     out = fb.astype(np.float32)
     out.flags.writeable = False  # cached: shared by every caller
-    return out
+    return out, bool(np.any(np.all(out == 0, axis=1)))
 
 
 @lru_cache(maxsize=16)

@@ -97,11 +97,11 @@ class MfccBlock(ProcessingBlock):
         power = power_spectrum(frame_signal(sig, flen, stride, n), p["fft_length"])
         tiny = np.float32(1e-10)
         energy = power.sum(axis=-1)
-        energy = np.where(energy == 0, tiny, energy)
+        np.copyto(energy, tiny, where=energy == 0)
         mel = apply_matrix(power, fb.T)  # one GEMM over all frames of all windows
-        mel = np.where(mel == 0, tiny, mel)
-        c = np.log(mel) @ dct.T
-        c[..., 0] = np.log(energy)
+        np.copyto(mel, tiny, where=mel == 0)
+        c = np.log(mel, out=mel) @ dct.T  # batched: a 2-D GEMM rounds differently
+        c[..., 0] = np.log(energy, out=energy)
         if p["win_size"] > 0:
             c = cmvnw(c, p["win_size"], variance_normalization=True)
         return c

@@ -68,8 +68,9 @@ class MfeBlock(ProcessingBlock):
         sig = preemphasis(x[..., 0] * np.float32(INT16_SCALE), PREEMPHASIS, 1)
         power = power_spectrum(frame_signal(sig, flen, stride, n), p["fft_length"])
         energies = apply_matrix(power, fb.T)  # one GEMM over all frames of all windows
-        energies = np.where(energies == 0, np.float32(1e-10), energies)
-        return quantize_u8(noise_floor_db(energies, p["noise_floor_db"]))
+        np.copyto(energies, np.float32(1e-10), where=energies == 0)
+        v = noise_floor_db(energies, p["noise_floor_db"])
+        return quantize_u8(v)
 
 
 BLOCK = MfeBlock()

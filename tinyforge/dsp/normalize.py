@@ -23,14 +23,24 @@ import numpy as np
 
 def noise_floor_db(power: np.ndarray, noise_floor: float) -> np.ndarray:
     """Power → ``(10 log10(max(P, 1e-30)) - nf) / (-nf + 12)`` (float32, not clipped)."""
-    db = np.float32(10.0) * np.log10(np.maximum(power, np.float32(1e-30)))
-    return (db - np.float32(noise_floor)) / np.float32(-noise_floor + 12.0)
+    # the same float32 operations in the same order, in place in one new buffer
+    v = np.maximum(power, np.float32(1e-30))
+    np.log10(v, out=v)
+    v *= np.float32(10.0)
+    v -= np.float32(noise_floor)
+    v /= np.float32(-noise_floor + 12.0)
+    return v
 
 
 def quantize_u8(v: np.ndarray) -> np.ndarray:
     """Clip to [0, 1], round to 8 bits and back: ``min(floor(256 v + 0.5), 255) / 256``."""
-    q = np.floor(np.clip(v, 0, 1) * np.float32(256) + np.float32(0.5))
-    return np.minimum(q, np.float32(255)) / np.float32(256)
+    q = np.clip(v, 0, 1)
+    q *= np.float32(256)
+    q += np.float32(0.5)
+    np.floor(q, out=q)
+    np.minimum(q, np.float32(255), out=q)
+    q /= np.float32(256)
+    return q
 
 
 @lru_cache(maxsize=64)

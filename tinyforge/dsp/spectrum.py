@@ -22,11 +22,17 @@ def power_spectrum(frames: np.ndarray, fft_length: int) -> np.ndarray:
     if n == fft_length:
         spec = scipy.fft.rfft(frames, axis=-1)
     else:  # zero-pad (or truncate) into one contiguous buffer, transformed in place
-        buf = np.zeros(frames.shape[:-1] + (fft_length,), dtype=np.float32)
-        buf[..., : min(n, fft_length)] = frames[..., :fft_length]
+        buf = np.empty(frames.shape[:-1] + (fft_length,), dtype=np.float32)
+        m = min(n, fft_length)
+        buf[..., :m] = frames[..., :m]
+        buf[..., m:] = 0
         spec = scipy.fft.rfft(buf, axis=-1, overwrite_x=True)
-    power = spec.real * spec.real + spec.imag * spec.imag
-    return (power * np.float32(1.0 / fft_length)).astype(np.float32, copy=False)
+    # re^2 + im^2 (not abs()^2: no hypot/sqrt); np.square reads the strided real/imag views
+    # several times faster than multiply(a, a) does, and the rest runs in place
+    power = np.square(spec.real)
+    power += np.square(spec.imag)
+    power *= np.float32(1.0 / fft_length)
+    return power.astype(np.float32, copy=False)  # float64 frames are transformed in float64
 
 
 def welch_max_hold(x: np.ndarray, fft_length: int, overlap: bool) -> np.ndarray:
