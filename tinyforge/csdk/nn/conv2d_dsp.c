@@ -25,6 +25,18 @@
 #if defined(__ARM_FEATURE_DSP) && !defined(TF_NN_PORTABLE)
 #include "tf_nn_dsp.h"
 
+/* Copy n bytes word by word: the rows of a column are short (k_w * in_c bytes), where a
+ * library memcpy call costs more than the copy. */
+static inline void copy_row(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (; n >= 4; n -= 4, dst += 4, src += 4) {
+        memcpy(dst, src, 4); /* one unaligned LDR/STR pair */
+    }
+    for (; n > 0; --n) {
+        *dst++ = *src++;
+    }
+}
+
 /* Gather one pixel's im2col column into col (K bytes), zero-point padded. */
 static void gather(const tf_conv_params *p, const int8_t *inb, int iy0, int ix0, int8_t *col)
 {
@@ -39,7 +51,7 @@ static void gather(const tf_conv_params *p, const int8_t *inb, int iy0, int ix0,
             continue;
         }
         if (p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
-            memcpy(col, inb + ((int32_t)iy * p->in_w + ix0) * ic, (size_t)(p->k_w * ic));
+            copy_row(col, inb + ((int32_t)iy * p->in_w + ix0) * ic, p->k_w * ic);
             col += p->k_w * ic;
             continue;
         }

@@ -42,6 +42,29 @@
           : [c] "r"(c), [ch] "r"(ch)                                                \
           : "memory")
 
+/* Requantize accumulator S (multiplier at byte offset MO of mc, shift at byte offset SO of
+ * sc, e = -shift in [2, 31]) to the full int8 range and store it at out + c + OO: tf_rq_t +
+ * tf_rq_ssat8 in one asm block, the SMLAL addend built as (kc | sign << 31). */
+#define TF_DW_RQ(S, MO, SO, OO)                                                     \
+    do {                                                                            \
+        uint32_t m_, e_, h_, l_;                                                    \
+        __asm volatile("ldr %[m], [%[mp], #" #MO "]\n\t"                                      \
+              "ldrsb %[e], [%[sp], #" #SO "]\n\t"                                    \
+              "asr %[h], %[s], #31\n\t"                                              \
+              "mvn %[e], %[e]\n\t"                                                   \
+              "orr %[l], %[kc], %[h], lsl #31\n\t"                                   \
+              "sub %[e], %[e], #1\n\t"                                               \
+              "smlal %[l], %[h], %[s], %[m]\n\t"                                     \
+              "asr %[h], %[h], %[e]\n\t"                                             \
+              "add %[h], %[h], %[ko]\n\t"                                            \
+              "ssat %[h], #8, %[h], asr #1\n\t"                                      \
+              "strb %[h], [%[o], #" #OO "]"                                          \
+              : [m] "=&r"(m_), [e] "=&r"(e_), [h] "=&r"(h_), [l] "=&r"(l_)              \
+              : [s] "r"(S), [mp] "r"(mc), [sp] "r"(sc), [o] "r"(out + c),             \
+                [ko] "r"(ko), [kc] "r"(kc)                                           \
+              : "memory");                                                          \
+    } while (0)
+
 void tf_dwconv2d_s8(const tf_conv_params *p, const int8_t *in, int8_t *out)
 {
     const int32_t ch = p->in_c, ntap = (int32_t)p->k_h * p->k_w;
@@ -49,6 +72,7 @@ void tf_dwconv2d_s8(const tf_conv_params *p, const int8_t *in, int8_t *out)
     const int full = lo == -128 && hi == 127;
     const int32_t ko = 1 + 2 * oo; /* output = (t + ko) >> 1, see tf_rq_t */
     const int32_t qmask = p->per_channel ? -1 : 0;
+    const uint32_t kc = 0x40000000u;
     const int32_t *mu = p->mult;
     const int8_t *sh = p->shift;
     int8_t *zrow;
@@ -92,26 +116,29 @@ void tf_dwconv2d_s8(const tf_conv_params *p, const int8_t *in, int8_t *out)
                     while (tq != tqe) {
                         TF_DW_TAPS(TF_DW_TAP_ASM);
                     }
-                    {
+                    if (full) {
+                        const int32_t *mc = mu + (c & qmask);
+                        const int8_t *sc = sh + (c & qmask);
+                        if (qmask) {
+                            TF_DW_RQ(s0, 0, 0, 0);
+                            TF_DW_RQ(s1, 4, 1, 1);
+                            TF_DW_RQ(s2, 8, 2, 2);
+                            TF_DW_RQ(s3, 12, 3, 3);
+                        } else {
+                            TF_DW_RQ(s0, 0, 0, 0);
+                            TF_DW_RQ(s1, 0, 0, 1);
+                            TF_DW_RQ(s2, 0, 0, 2);
+                            TF_DW_RQ(s3, 0, 0, 3);
+                        }
+                    } else {
                         const int32_t t0 = tf_rq_t_ch(s0, mu, sh, c & qmask);
                         const int32_t t1 = tf_rq_t_ch(s1, mu, sh, (c + 1) & qmask);
                         const int32_t t2 = tf_rq_t_ch(s2, mu, sh, (c + 2) & qmask);
                         const int32_t t3 = tf_rq_t_ch(s3, mu, sh, (c + 3) & qmask);
-                        if (full) {
-                            s0 = tf_rq_ssat8(t0, ko);
-                            s1 = tf_rq_ssat8(t1, ko);
-                            s2 = tf_rq_ssat8(t2, ko);
-                            s3 = tf_rq_ssat8(t3, ko);
-                        } else {
-                            s0 = tf_clamp((t0 + ko) >> 1, lo, hi);
-                            s1 = tf_clamp((t1 + ko) >> 1, lo, hi);
-                            s2 = tf_clamp((t2 + ko) >> 1, lo, hi);
-                            s3 = tf_clamp((t3 + ko) >> 1, lo, hi);
-                        }
-                        out[c] = (int8_t)s0;
-                        out[c + 1] = (int8_t)s1;
-                        out[c + 2] = (int8_t)s2;
-                        out[c + 3] = (int8_t)s3;
+                        out[c] = (int8_t)tf_clamp((t0 + ko) >> 1, lo, hi);
+                        out[c + 1] = (int8_t)tf_clamp((t1 + ko) >> 1, lo, hi);
+                        out[c + 2] = (int8_t)tf_clamp((t2 + ko) >> 1, lo, hi);
+                        out[c + 3] = (int8_t)tf_clamp((t3 + ko) >> 1, lo, hi);
                     }
                 }
                 for (; c < ch; ++c) {
