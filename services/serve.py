@@ -19,12 +19,15 @@ from tinyforge.config import Settings
 from tinyforge.context import PlatformContext
 from tinyforge.telemetry import configure_telemetry, shutdown_telemetry
 
-#: Service name → the package whose ``register`` adds its servicers.
-SERVICE_MODULES = {
-    "api": "services.api",
-    "dsp": "services.dsp",
-    "train": "services.train",
-    "blocks": "services.blocks",
+#: Service name → the packages whose ``register`` add its servicers.
+SERVICE_MODULES: dict[str, list[str]] = {
+    # The api Deployment also serves the org-scoped block registry (small, same clients).
+    "api": ["services.api", "services.blocks"],
+    "ingest": ["services.ingest"],
+    "dsp": ["services.dsp"],
+    "train": ["services.train"],
+    "blocks": ["services.blocks"],
+    "builder": ["services.builder"],
 }
 
 
@@ -44,15 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     provider = configure_telemetry(f"tinyforge-{args.name}")
     ctx = PlatformContext.create(Settings.from_env(), tracer_provider=provider)
     server = PlatformServer(
-        ctx, load_registrars([SERVICE_MODULES[args.name]]), host=args.host, port=args.port
+        ctx, load_registrars(SERVICE_MODULES[args.name]), host=args.host, port=args.port
     )
     # A service with an HTTP side (ingest: the Edge-Impulse-compatible API) exposes start_http.
-    start_http = getattr(importlib.import_module(SERVICE_MODULES[args.name]), "start_http", None)
-    http = start_http(ctx) if start_http else None
+    starters = [
+        getattr(importlib.import_module(m), "start_http", None) for m in SERVICE_MODULES[args.name]
+    ]
+    https = [start(ctx) for start in starters if start is not None]
     server.start()
     logging.getLogger("tinyforge").info("%s service listening on port %s", args.name, server.port)
     stop.wait()
-    if http is not None:
+    for http in https:
         http.stop()
     server.stop(grace=5.0)
     ctx.close()

@@ -85,3 +85,44 @@ def test_unknown_service_is_refused(tmp_path: Path) -> None:
         timeout=60,
     )
     assert res.returncode == 2 and "invalid choice: 'nope'" in res.stderr
+
+
+def test_ingest_service_serves_grpc_and_its_http_side(tmp_path: Path) -> None:
+    """The ingest Deployment's process answers gRPC health and the EI-compatible HTTP API."""
+    import urllib.error
+    import urllib.request
+
+    port, http_port = _free_port(), _free_port()
+    env = {**_env(tmp_path / "data", port), "TINYFORGE_INGESTION_PORT": str(http_port)}
+    proc = subprocess.Popen(
+        [TINYFORGE, "service", "run", "ingest"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            health = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service="tinyforge.v1.IngestService"),
+                timeout=60,
+                wait_for_ready=True,
+            )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/api/training/data",
+            data=b"{}",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            urllib.request.urlopen(req, timeout=30)
+            raise AssertionError("an upload without an API key was accepted")
+        except urllib.error.HTTPError as err:
+            assert err.code == 401
+            body = json.loads(err.read())
+            assert body["success"] is False and "key" in body["error"].lower()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
