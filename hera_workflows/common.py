@@ -23,6 +23,8 @@ from tinyforge.workflows.steps import output_path
 
 #: Marker for "the TinyForge platform image" (see the module docstring).
 PLATFORM_IMAGE = "tinyforge/platform"
+#: Retry transient failures only: a step exits 2 for bad input, which no retry can fix.
+RETRY_UNLESS_BAD_INPUT = "asInt(lastRetry.exitCode) != 2"
 #: Parameters every pipeline takes: the job that tracks it and the project it works on.
 COMMON_PARAMETERS = ("job-id", "project-id")
 
@@ -56,7 +58,9 @@ def step_template(
         inputs=[Parameter(name=p) for p in inputs],
         outputs=[Parameter(name=o, value_from=ValueFrom(path=output_path(o))) for o in outputs],
         resources=Resources(cpu_request=cpu, memory_request=memory, memory_limit=memory_limit),
-        retry_strategy=RetryStrategy(limit=str(retries), retry_policy="Always"),
+        retry_strategy=RetryStrategy(
+            limit=str(retries), retry_policy="Always", expression=RETRY_UNLESS_BAD_INPUT
+        ),
         active_deadline_seconds=timeout_s,
     )
 

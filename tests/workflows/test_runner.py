@@ -254,3 +254,42 @@ def test_failure_omits_a_whole_chain_whatever_the_task_names() -> None:
     run = LocalRunner().run(wf)
     assert run.phase == "Failed" and "task 'z-first' failed" in run.message
     assert run.node("m-middle").phase == "Omitted" and run.node("a-last").phase == "Omitted"
+
+
+def test_retry_expression_skips_retries_for_bad_input(tmp_path: Path) -> None:
+    """Exit code 2 (bad input) is not retried; other failures are, up to the limit."""
+    counter = tmp_path / "count"
+    code = (
+        f"import pathlib,sys; p=pathlib.Path({str(counter)!r});"
+        "n=int(p.read_text()) if p.exists() else 0; p.write_text(str(n+1));"
+        "sys.exit(int(sys.argv[1]))"
+    )
+    expr = "asInt(lastRetry.exitCode) != 2"
+    for exit_code, runs in ((2, 1), (1, 3)):
+        counter.unlink(missing_ok=True)
+        with WorkflowTemplate(name="w", entrypoint="main") as wf:
+            s = Container(
+                name="s",
+                image="tinyforge/test",
+                command=[PY, "-c", code, str(exit_code)],
+                retry_strategy=RetryStrategy(limit="2", retry_policy="Always", expression=expr),
+            )
+            with Steps(name="main"):
+                s(name="x")
+        run = LocalRunner().run(wf)
+        assert run.phase == "Failed" and counter.read_text() == str(runs)
+        assert run.node("x").attempts == runs
+
+
+def test_unsupported_retry_expression_is_an_error() -> None:
+    with WorkflowTemplate(name="w", entrypoint="main") as wf:
+        s = Container(
+            name="s",
+            image="tinyforge/test",
+            command=[PY, "-c", "pass"],
+            retry_strategy=RetryStrategy(limit="1", expression="lastRetry.status == 'Error'"),
+        )
+        with Steps(name="main"):
+            s(name="x")
+    run = LocalRunner().run(wf)
+    assert run.node("x").phase == "Error" and "not supported" in run.node("x").message

@@ -9,7 +9,9 @@ Argo semantics TinyForge pipelines use:
   ``{{tasks|steps.NAME.outputs.parameters.*}}``, ``.outputs.result``, ``{{item}}``/``{{item.k}}``;
 - DAG ``dependencies``/``depends`` (with task results), ``when`` conditions, fan-out with
   ``withParam``/``withItems`` (aggregated outputs are JSON lists, as in Argo), fail-fast;
-- ``retryStrategy.limit``, ``activeDeadlineSeconds``, ``onExit`` with ``{{workflow.status}}``;
+- ``retryStrategy.limit`` and an ``expression`` comparing ``asInt(lastRetry.exitCode)`` with a
+  number (e.g. "don't retry exit code 2"), ``activeDeadlineSeconds``, ``onExit`` with
+  ``{{workflow.status}}``;
 - outputs parameters ``valueFrom.path`` (mapped into a per-node directory) and ``default``.
 
 Leaf steps run through a :class:`~tinyforge.workflows.executors.StepExecutor` chosen by image,
@@ -20,6 +22,7 @@ with a bounded number running at once. Anything the runner does not implement (a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -303,6 +306,10 @@ class _Run:
         env[OUTPUT_ROOT_ENV] = str(node_dir)
         retry = tpl.get("retryStrategy") or {}
         attempts_allowed = 1 + int(retry.get("limit", 0) or 0)
+        try:
+            retry_if = _retry_condition(retry.get("expression"))
+        except ExpressionError as exc:
+            return NodeResult(node_name, name, ERROR, str(exc))
         deadline = tpl.get("activeDeadlineSeconds")
         timeout_s = float(deadline) if deadline is not None else None
         executor = self.runner._executor_for_image(str(body.get("image", "")))
@@ -346,6 +353,8 @@ class _Run:
             result.message = f"exit code {proc.exit_code}" + (
                 f"; last output:\n{tail}" if tail else ""
             )
+            if not retry_if(proc.exit_code):
+                break
         if result.phase != SUCCEEDED:
             return result
         for p in tpl.get("outputs", {}).get("parameters", []):
@@ -518,6 +527,31 @@ class _Run:
         except ExpressionError as exc:
             return NodeResult(node_name, task.get("template", ""), ERROR, str(exc))
         return self.execute(task.get("template", ""), args, node_name)
+
+
+_RETRY_EXPR = re.compile(r"^\s*asInt\(lastRetry\.exitCode\)\s*(==|!=|<=|>=|<|>)\s*(-?\d+)\s*$")
+
+
+def _retry_condition(expression: str | None) -> Callable[[int], bool]:
+    """``retryStrategy.expression`` as a predicate on the last exit code (True = retry)."""
+    if not expression:
+        return lambda _code: True
+    m = _RETRY_EXPR.match(expression)
+    if not m:
+        raise ExpressionError(
+            f"retry expression {expression!r} is not supported by the local runner "
+            "(supported: asInt(lastRetry.exitCode) <op> <integer>)"
+        )
+    op, value = m.group(1), int(m.group(2))
+    compare = {
+        "==": lambda a: a == value,
+        "!=": lambda a: a != value,
+        "<": lambda a: a < value,
+        ">": lambda a: a > value,
+        "<=": lambda a: a <= value,
+        ">=": lambda a: a >= value,
+    }[op]
+    return compare
 
 
 def _replace_paths(arg: str, path_map: Mapping[str, str]) -> str:
