@@ -37,6 +37,7 @@ SERVICES = [
     "services.dsp",
     "services.train",
     "services.blocks",
+    "services.builder",
 ]
 
 log = logging.getLogger("tinyforge.embedded")

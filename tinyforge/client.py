@@ -925,3 +925,104 @@ class TinyForgeClient:
 
         return self.call(self.blocks.DeleteBlock, bpb.DeleteBlockRequest(
             org_id=org_id, name=name, version=version)).deleted_versions
+
+    # ------------------------------------------------------------------ deployment builds
+    @property
+    def builder(self) -> Any:
+        """The BuilderService stub (created on first use)."""
+        stub = self.__dict__.get("_builder_stub")
+        if stub is None:
+            from tinyforge.v1 import builder_service_pb2_grpc
+
+            stub = builder_service_pb2_grpc.BuilderServiceStub(self.channel)
+            self.__dict__["_builder_stub"] = stub
+        return stub
+
+    def list_targets(self) -> list[Any]:
+        """The deployment target catalog (architecture, clock, RAM, flash, toolchain)."""
+        from tinyforge.v1 import builder_service_pb2 as upb
+
+        return list(self.call(self.builder.ListTargets, upb.ListTargetsRequest()).targets)
+
+    def list_formats(self) -> list[Any]:
+        """The deployment formats and the targets each builds for."""
+        from tinyforge.v1 import builder_service_pb2 as upb
+
+        return list(self.call(self.builder.ListFormats, upb.ListFormatsRequest()).formats)
+
+    def start_build(self, format: str, target: str, *, model_id: int = 0,  # noqa: A002
+                    use_float: bool = False, options: dict[str, str] | None = None,
+                    timeout_s: float = 0.0, project_id: int | None = None) -> Any:
+        """Start a deployment build job of a model (0 = the newest); returns (``build_id``,
+        ``job_id``, ``model_id``). ``use_float`` ships the float32 model (tflite, kserve);
+        ``timeout_s`` 0 = the server's default (600 s)."""
+        from tinyforge.v1 import builder_service_pb2 as upb
+
+        return self.call(self.builder.StartBuild, upb.StartBuildRequest(
+            project_id=self._project(project_id), model_id=model_id, format=format,
+            target=target,
+            precision=upb.PRECISION_FLOAT32 if use_float else upb.PRECISION_INT8,
+            options={str(k): str(v) for k, v in (options or {}).items()},
+            timeout_s=timeout_s))
+
+    def get_build(self, build_id: int, *, project_id: int | None = None) -> Any:
+        """One build: state, error, metrics (RAM, flash, instructions, on-target accuracy)."""
+        from tinyforge.v1 import builder_service_pb2 as upb
+
+        return self.call(self.builder.GetBuild, upb.GetBuildRequest(
+            project_id=self._project(project_id), build_id=build_id)).build
+
+    def list_builds(self, *, model_id: int = 0, state: str = "", limit: int = 0,
+                    project_id: int | None = None) -> list[Any]:
+        """Builds of the project, newest first (one model's / in one state when given:
+        ``pending``, ``running``, ``ready``, ``failed``)."""
+        from tinyforge.v1 import builder_service_pb2 as upb
+
+        states = {"": upb.BUILD_STATE_UNSPECIFIED, "pending": upb.BUILD_STATE_PENDING,
+                  "running": upb.BUILD_STATE_RUNNING, "ready": upb.BUILD_STATE_READY,
+                  "failed": upb.BUILD_STATE_FAILED}
+        if state not in states:
+            raise ApiError("INVALID_ARGUMENT", f"state {state!r} must be one of "
+                           f"{', '.join(s for s in states if s)}", "state")
+        return list(self.call(self.builder.ListBuilds, upb.ListBuildsRequest(
+            project_id=self._project(project_id), model_id=model_id, state=states[state],
+            limit=limit)).builds)
+
+    def download_artifact(self, build_id: int, dest: Path, *,
+                          project_id: int | None = None) -> tuple[Path, int, str]:
+        """Stream a ready build's zip into ``dest`` (a file, or a directory to put it in
+        under the server's file name), checked against its sha256; written as ``.part`` then
+        renamed, so a failed download leaves nothing. Returns (path, size, sha256)."""
+        import hashlib
+
+        from tinyforge.v1 import builder_service_pb2 as upb
+
+        h = hashlib.sha256()
+        size, sha, path, tmp = 0, "", Path(dest), None
+        fh = None
+        try:
+            for msg in self.stream(self.builder.DownloadArtifact, upb.DownloadArtifactRequest(
+                    project_id=self._project(project_id), build_id=build_id)):
+                if fh is None:
+                    sha = msg.sha256
+                    if path.is_dir():
+                        path = path / (msg.filename or f"build-{build_id}.zip")
+                    tmp = path.with_name(path.name + ".part")
+                    fh = open(tmp, "wb")  # noqa: SIM115  (closed in finally)
+                fh.write(msg.chunk)
+                h.update(msg.chunk)
+                size += len(msg.chunk)
+            if fh is None:
+                raise ApiError("DATA_LOSS", f"build {build_id}: empty download", "build_id")
+            fh.close()
+            if sha and h.hexdigest() != sha:
+                raise ApiError("DATA_LOSS", f"build {build_id}: downloaded bytes do not match "
+                               f"sha256 {sha}", "build_id")
+            assert tmp is not None
+            tmp.replace(path)
+            return path, size, h.hexdigest()
+        finally:
+            if fh is not None and not fh.closed:
+                fh.close()
+            if tmp is not None and tmp.exists():
+                tmp.unlink()

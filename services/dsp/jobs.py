@@ -1,4 +1,6 @@
-"""The ``dsp.generate_features`` job kind: runs :func:`tinyforge.features.generate_features`.
+"""The ``dsp.generate_features`` job kind: runs :func:`tinyforge.features.generate_features`,
+in-process or as the feature-generation pipeline, per ``TINYFORGE_WORKFLOW_ENGINE`` (see
+:mod:`hera_workflows.jobs`).
 
 Job functions receive only a :class:`tinyforge.jobs.JobContext`; the platform context (DB and
 object store) of the process that owns the job manager is looked up by that manager, so
@@ -11,6 +13,8 @@ import threading
 import weakref
 from typing import Any
 
+from hera_workflows.features import NAME as FEATURES_PIPELINE
+from hera_workflows.jobs import run_pipeline_job
 from tinyforge.context import PlatformContext
 from tinyforge.errors import FailedPrecondition, InvalidArgument
 from tinyforge.features.generate import generate_features
@@ -30,8 +34,7 @@ def bind(ctx: PlatformContext) -> None:
 
 
 def _context_of(job: JobContext) -> PlatformContext:
-    # JobContext has no public handle on its manager; its private one identifies the platform
-    manager = getattr(job, "_manager", None)
+    manager = job.manager
     ctx = _contexts.get(id(manager))
     if ctx is None or ctx.jobs is not manager:
         raise FailedPrecondition("the dsp service is not running in this process",
@@ -47,5 +50,7 @@ def _generate_features_job(job: JobContext, params: dict[str, Any]) -> dict[str,
                               field="params") from None
     ctx = _context_of(job)
     job.progress(0.0, f"generating features of impulse {impulse_id} v{version}")
-    return generate_features(ctx.db, ctx.objects, job.project_id, impulse_id, version,
-                             reporter=job, job_id=job.job_id)
+    return run_pipeline_job(
+        job, ctx, FEATURES_PIPELINE, {"impulse-id": impulse_id, "version": version},
+        inprocess=lambda: generate_features(ctx.db, ctx.objects, job.project_id, impulse_id,
+                                            version, reporter=job, job_id=job.job_id))

@@ -26,6 +26,7 @@ from tinyforge.v1 import (
 from tinyforge.v1 import (
     api_key_service_pb2_grpc,
     block_service_pb2_grpc,
+    builder_service_pb2_grpc,
     common_pb2,
     dsp_service_pb2_grpc,
     impulse_service_pb2_grpc,
@@ -38,6 +39,9 @@ from tinyforge.v1 import (
 )
 from tinyforge.v1 import (
     block_service_pb2 as bk,
+)
+from tinyforge.v1 import (
+    builder_service_pb2 as bu,
 )
 from tinyforge.v1 import (
     dsp_service_pb2 as db,
@@ -133,6 +137,7 @@ def world(platform: Any) -> World:
         "DspService": dsp_service_pb2_grpc.DspServiceStub(channel),
         "TrainService": train_service_pb2_grpc.TrainServiceStub(channel),
         "BlockService": block_service_pb2_grpc.BlockServiceStub(channel),
+        "BuilderService": builder_service_pb2_grpc.BuilderServiceStub(channel),
     }
     keys: dict[str, str | None] = {
         "admin": a.admin_key,
@@ -363,6 +368,23 @@ CASES = [
     Case("Classify", "TrainService/Classify",
          lambda w, p: tb.ClassifyRequest(project_id=p, model_id=10**9, data=b"a,b\n1,2\n"),
          (NF, NF, NF, NF, PD), True),
+    # BuilderService: the catalog is public; unknown model / build ids, so an authorized
+    # caller gets past the check to NOT_FOUND (no model is trained here)
+    Case("ListTargets", "BuilderService/ListTargets",
+         lambda w, p: bu.ListTargetsRequest(), (OK, OK, OK, OK, OK)),
+    Case("ListFormats", "BuilderService/ListFormats",
+         lambda w, p: bu.ListFormatsRequest(), (OK, OK, OK, OK, OK)),
+    Case("StartBuild", "BuilderService/StartBuild",
+         lambda w, p: bu.StartBuildRequest(project_id=p, model_id=10**9, format="c-library",
+                                           target="linux-x86_64"), (NF, NF, PD, NF, PD), True),
+    Case("GetBuild", "BuilderService/GetBuild",
+         lambda w, p: bu.GetBuildRequest(project_id=p, build_id=10**9), (NF, NF, NF, NF, PD),
+         True),
+    Case("ListBuilds", "BuilderService/ListBuilds",
+         lambda w, p: bu.ListBuildsRequest(project_id=p), (OK, OK, OK, OK, PD), True),
+    Case("DownloadArtifact", "BuilderService/DownloadArtifact",
+         lambda w, p: bu.DownloadArtifactRequest(project_id=p, build_id=10**9),
+         (NF, NF, NF, NF, PD), True),
 ]  # fmt: skip
 
 
@@ -380,7 +402,7 @@ def call(world: World, method: str, request: Any, key: str | None) -> tuple[str,
     metadata = (("x-api-key", key),) if key is not None else ()
     try:
         response = fn(request, metadata=metadata, timeout=10)
-        if name in ("WatchJob", "DownloadSample", "DownloadModelFile"):
+        if name in ("WatchJob", "DownloadSample", "DownloadModelFile", "DownloadArtifact"):
             response = list(response)
         return "OK", response
     except grpc.RpcError as err:

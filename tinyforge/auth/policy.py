@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tinyforge.accounts.orgs import get_org
@@ -151,6 +151,14 @@ POLICY: dict[str, Rule] = {
     _m("TrainService", "GetTestResult"): Rule(G, Scope.PROJECT, "project_id"),
     _m("TrainService", "DownloadModelFile"): Rule(G, Scope.PROJECT, "project_id"),
     _m("TrainService", "Classify"): Rule(G, Scope.PROJECT, "project_id"),
+    # BuilderService: the catalog is public to any key; members start builds (jobs that run
+    # toolchains and write artifacts); guests read builds and download their artifacts.
+    _m("BuilderService", "ListTargets"): Rule(G, Scope.AUTHENTICATED, project_keys=True),
+    _m("BuilderService", "ListFormats"): Rule(G, Scope.AUTHENTICATED, project_keys=True),
+    _m("BuilderService", "StartBuild"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
+    _m("BuilderService", "GetBuild"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("BuilderService", "ListBuilds"): Rule(G, Scope.PROJECT, "project_id"),
+    _m("BuilderService", "DownloadArtifact"): Rule(G, Scope.PROJECT, "project_id"),
 }
 
 Resolver = Callable[[Session, Any, Rule, Principal], Target]
@@ -170,10 +178,13 @@ def _resolve_org(session: Session, req: Any, rule: Rule, p: Principal) -> Target
     return _org_target(session, getattr(req, rule.field), rule.field, p)
 
 
+_PROJECT_ORG = select(Project.org_id).where(Project.id == bindparam("pid"))  # built once
+
+
 def _resolve_project(session: Session, req: Any, rule: Rule, p: Principal) -> Target:
     # A column query, not an ORM load: this runs on every project-scoped call.
     project_id = check_id(getattr(req, rule.field), rule.field)
-    org_id = session.scalar(select(Project.org_id).where(Project.id == project_id))
+    org_id = session.connection().scalar(_PROJECT_ORG, {"pid": project_id})
     if org_id is None:
         raise NotFound(f"project {project_id} does not exist", field=rule.field)
     return Target(org_id, project_id)

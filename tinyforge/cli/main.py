@@ -12,8 +12,8 @@ import importlib
 import typer
 
 # Areas, in the order their commands appear in --help.
-AREAS = ["platform", "projects", "jobs", "data", "impulse", "train", "compile", "blocks", "steps",
-         "cluster", "serve"]
+AREAS = ["platform", "projects", "jobs", "data", "impulse", "train", "compile", "build", "blocks",
+         "steps", "cluster", "serve"]
 
 app = typer.Typer(
     name="tinyforge",

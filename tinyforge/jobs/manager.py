@@ -83,6 +83,11 @@ class JobContext:
         self._cancel = cancel_event
         self._last_db_check = 0.0
 
+    @property
+    def manager(self) -> JobManager:
+        """The job manager running this job (services map it to their platform context)."""
+        return self._manager
+
     def log(self, line: str) -> None:
         """Append ``line`` (split on newlines) to the job's log."""
         self._manager._append_log(self.job_id, str(line))

@@ -427,3 +427,43 @@ class BlockVersion(Base):
     source_sha256: Mapped[str] = mapped_column(String(64), default="")
     created_by_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Build(Base):
+    """One deployment build of a trained model: format + target + options, run as a job.
+
+    ``state``: ``pending`` -> ``running`` -> ``ready`` | ``failed``. A build becomes ``ready``
+    only after its artifact (``artifact_key``: ``projects/P/builds/B/artifact.zip``) is stored;
+    a failed build keeps no object and records ``error``. ``metrics``: RAM / flash / arena
+    bytes, DSP and NN instructions per inference, on-target vs platform int8 accuracy, ...
+    (see :func:`tinyforge.deploy.registry.build_artifact`).
+    """
+
+    __tablename__ = "builds"
+    __table_args__ = (Index("ix_builds_project_state", "project_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    impulse_id: Mapped[int] = mapped_column(Integer, default=0)
+    impulse_version: Mapped[int] = mapped_column(Integer, default=0)
+    format: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(64))
+    precision: Mapped[str] = mapped_column(String(16), default="int8")  # int8 | float32
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    timeout_s: Mapped[float] = mapped_column(Float, default=600.0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    files: Mapped[list[Any]] = mapped_column(JSON, default=list)  # names inside the zip
+    artifact_key: Mapped[str] = mapped_column(String(512), default="")
+    artifact_size: Mapped[int] = mapped_column(Integer, default=0)
+    artifact_sha256: Mapped[str] = mapped_column(String(64), default="")
+    model_prefix: Mapped[str] = mapped_column(String(512), default="")  # kserve model dir
+    error: Mapped[str] = mapped_column(Text, default="")
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
