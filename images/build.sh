@@ -3,7 +3,10 @@
 #
 #   platform     Dockerfile (repo root)            -> $REGISTRY/platform:$TAG
 #   block-base   images/block-base/Dockerfile      -> $REGISTRY/block-base:$TAG
-#   builder      images/builder/ (slot, later work: firmware/ESP-IDF toolchains)
+#   builder      services/builder/Dockerfile.builder   -> $REGISTRY/builder:$TAG
+#                (platform + arm-none-eabi, RV32, QEMU, clang/wasi, node; needs APT access)
+#   builder-esp-idf  services/builder/Dockerfile.esp-idf -> $REGISTRY/builder-esp-idf:$TAG
+#                (FROM espressif/idf: IDF_IMAGE; needs a registry with it and APT access)
 #
 # Env knobs:
 #   ENGINE      podman | docker (default: podman when present, else docker)
@@ -49,18 +52,27 @@ mkdir -p "$WHEELS"
 rm -f "$WHEELS"/tinyforge-*.whl
 echo "== wheelhouse: $WHEELS"
 "$PY" -m pip wheel -q --wheel-dir "$WHEELS" .
+case " $IMAGES " in *" builder "*) "$PY" -m pip wheel -q --wheel-dir "$WHEELS" esptool ;; esac
 
 for image in $IMAGES; do
   case "$image" in
     platform) dockerfile=Dockerfile ;;
     block-base) dockerfile=images/block-base/Dockerfile ;;
-    builder) echo "builder images: not yet defined (images/builder/README.md)"; continue ;;
+    # the builder images install Debian/Ubuntu packages: they build with the network
+    builder) dockerfile=services/builder/Dockerfile.builder ;;
+    builder-esp-idf) dockerfile=services/builder/Dockerfile.esp-idf ;;
     *) echo "unknown image $image" >&2; exit 2 ;;
   esac
+  args=("${build_args[@]}")
+  extra=()
+  case "$image" in
+    builder*) args=(-t); extra=(--build-arg "APT_MIRROR=${APT_MIRROR:-}") ;;
+  esac
+  [ "$image" = builder-esp-idf ] && [ -n "${IDF_IMAGE:-}" ] && extra+=(--build-arg "IDF_IMAGE=$IDF_IMAGE")
   ref="$REGISTRY/$image:$TAG"
   echo "== $ENGINE build $ref (base $BASE_IMAGE)"
-  $ENGINE build "${pull_args[@]}" "${build_args[@]}" "$ref" \
+  $ENGINE build "${pull_args[@]}" "${args[@]}" "$ref" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "TINYFORGE_VERSION=$VERSION" \
-    -f "$dockerfile" .
+    "${extra[@]}" -f "$dockerfile" .
   if [ "${PUSH:-0}" = 1 ]; then $ENGINE push "$ref"; fi
 done

@@ -2,7 +2,9 @@
 
 Embedded mode (a laptop or CI machine) needs no variable at all: a data directory under
 ``./.tinyforge``, a SQLite database in it and a local-directory object store. Cluster mode sets
-``TINYFORGE_DATABASE_URL`` (PostgreSQL) and ``TINYFORGE_OBJECT_STORE=minio`` plus the S3 settings.
+``TINYFORGE_DATABASE_URL`` (PostgreSQL) and ``TINYFORGE_OBJECT_STORE=minio`` plus the S3 settings,
+and ``TINYFORGE_WORKFLOW_ENGINE=argo`` plus the ``TINYFORGE_ARGO_*`` settings so pipeline jobs
+run as Argo Workflows.
 """
 
 from __future__ import annotations
@@ -10,6 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tinyforge.errors import InvalidArgument
+
+#: How pipeline jobs run: "inprocess" = the library called in the job manager's thread (the
+#: embedded default); "local" = the pipeline's Hera definition walked by the local runner, each
+#: step a local process; "argo" = submitted to the Argo Server as a Workflow and watched.
+WORKFLOW_ENGINES = ("inprocess", "local", "argo")
 
 
 def _env(name: str, default: str) -> str:
@@ -41,7 +50,35 @@ class Settings:
     ingestion_port: int = 4810  # the port Edge Impulse's CLI expects for a local ingestion host
     max_upload_bytes: int = 100 * 1024 * 1024
     job_workers: int = 2
+    workflow_engine: str = "inprocess"  # one of WORKFLOW_ENGINES
+    argo_server: str = ""  # Argo Server base URL, e.g. https://argo-server.argo.svc:2746
+    argo_namespace: str = "default"  # namespace workflows (and their templates) live in
+    argo_token: str = ""  # bearer token for the Argo Server ("" = none: server auth mode)
+    argo_token_file: str = ""  # file holding the token, re-read on each use (rotating tokens)
+    argo_verify_tls: bool = True
+    argo_poll_interval: float = 2.0  # seconds between status/log polls of a running workflow
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.workflow_engine not in WORKFLOW_ENGINES:
+            raise InvalidArgument(
+                f"TINYFORGE_WORKFLOW_ENGINE must be one of {', '.join(WORKFLOW_ENGINES)}, "
+                f"got {self.workflow_engine!r}",
+                field="TINYFORGE_WORKFLOW_ENGINE",
+            )
+        if self.workflow_engine == "argo" and not self.argo_server.startswith(
+            ("http://", "https://")
+        ):
+            raise InvalidArgument(
+                "TINYFORGE_ARGO_SERVER must be an http:// or https:// URL when "
+                f"TINYFORGE_WORKFLOW_ENGINE=argo, got {self.argo_server!r}",
+                field="TINYFORGE_ARGO_SERVER",
+            )
+        if not self.argo_poll_interval > 0:
+            raise InvalidArgument(
+                f"TINYFORGE_ARGO_POLL_INTERVAL must be > 0 seconds, got {self.argo_poll_interval}",
+                field="TINYFORGE_ARGO_POLL_INTERVAL",
+            )
 
     @property
     def objects_dir(self) -> Path:
@@ -72,4 +109,11 @@ class Settings:
             ingestion_port=int(_env("INGESTION_PORT", "4810")),
             max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(100 * 1024 * 1024))),
             job_workers=int(_env("JOB_WORKERS", "2")),
+            workflow_engine=_env("WORKFLOW_ENGINE", "inprocess").strip().lower(),
+            argo_server=_env("ARGO_SERVER", ""),
+            argo_namespace=_env("ARGO_NAMESPACE", "default"),
+            argo_token=_env("ARGO_TOKEN", ""),
+            argo_token_file=_env("ARGO_TOKEN_FILE", ""),
+            argo_verify_tls=_env_bool("ARGO_VERIFY_TLS", True),
+            argo_poll_interval=float(_env("ARGO_POLL_INTERVAL", "2")),
         )

@@ -11,10 +11,12 @@ from sqlalchemy import select
 
 from services.common.auth import audit_note, current_principal
 from services.dsp.jobs import GENERATE_FEATURES
+from tinyforge.blocks.custom_dsp import CustomDspBlock, project_resolver
+from tinyforge.blocks.registry_store import list_registered_blocks
 from tinyforge.context import PlatformContext
 from tinyforge.data.samples import SampleStore
 from tinyforge.dsp.base import select_axes
-from tinyforge.dsp.registry import get_block, list_blocks
+from tinyforge.dsp.registry import list_blocks
 from tinyforge.errors import InvalidArgument, NotFound
 from tinyforge.features.autotune import Candidate, autotune_block
 from tinyforge.features.explorer import METHOD_NAMES, project, scatter_png
@@ -70,7 +72,11 @@ class DspServicer(pb_grpc.DspServiceServicer):
 
     def ListBlocks(self, request, context):  # noqa: ANN001, ANN201, N802
         out = []
-        for b in list_blocks():
+        # built-in blocks, then the DSP blocks registered in the caller's organization
+        with self.ctx.db.session() as s:
+            custom = [CustomDspBlock(r, self.ctx.objects) for r in
+                      list_registered_blocks(s, current_principal().org_id, "dsp")]
+        for b in [*list_blocks(), *custom]:
             sch = b.schema()
             out.append(pb.BlockSchema(
                 name=b.name, title=b.title, description=b.description,
@@ -96,7 +102,7 @@ class DspServicer(pb_grpc.DspServiceServicer):
         if not request.block:
             raise InvalidArgument("block (a block type such as 'mfcc') is required",
                                   field="block")
-        block = get_block(request.block)
+        block = self._resolver(request.project_id)(request.block)
         shape = tuple(int(d) for d in w.shape)
         want = 3 if block.image_input else 2
         if len(shape) != want or any(d < 1 for d in shape):
@@ -112,14 +118,14 @@ class DspServicer(pb_grpc.DspServiceServicer):
                                   f"{list(shape)} needs {n}", field="window.values")
         x = np.asarray(w.values, dtype=np.float32).reshape(shape)
         if block.image_input:
-            return run_block(block.name, params, x, 0.0)
+            return run_block(block, params, x, 0.0)
         names = list(w.axis_names) or [f"axis{i}" for i in range(shape[1])]
         if len(names) != shape[1]:
             raise InvalidArgument(f"window.axis_names has {len(names)} names for {shape[1]} "
                                   "columns", field="window.axis_names")
         axes = list(request.axes) or names
         x = select_axes(x, names, axes, field="axes")
-        return run_block(block.name, params, x, float(w.frequency_hz), axes)
+        return run_block(block, params, x, float(w.frequency_hz), axes)
 
     def _run_sample(self, request: Any, params: dict[str, Any] | None) -> BlockRun:
         sw = request.sample
@@ -139,12 +145,17 @@ class DspServicer(pb_grpc.DspServiceServicer):
                                   f"impulse; window_index must be 0..{len(data) - 1}",
                                   field="sample.window_index")
         x = data[sw.window_index]
+        block = self._resolver(request.project_id)(bdef.block)
         if isinstance(impulse.input, ImageInput):
-            return run_block(bdef.block, params if params is not None else bdef.params, x, 0.0)
+            return run_block(block, params if params is not None else bdef.params, x, 0.0)
         axes = impulse.block_axes(bdef)
         x = x[..., [impulse.input.axes.index(a) for a in axes]]
-        return run_block(bdef.block, params if params is not None else bdef.params, x,
+        return run_block(block, params if params is not None else bdef.params, x,
                          float(impulse.input.frequency_hz), axes)
+
+    def _resolver(self, project_id: int) -> Any:
+        """Built-in blocks and the custom blocks of the project's organization."""
+        return project_resolver(self.ctx.db, self.ctx.objects, project_id)
 
     # -- features -----------------------------------------------------------------------------
     def GenerateFeatures(self, request, context):  # noqa: ANN001, ANN201, N802

@@ -227,7 +227,11 @@ def test_rbac_grants_exactly_what_the_services_need() -> None:
         for res in rule["resources"]
     }
     assert got == {
-        ("argoproj.io", "workflows", ("create", "delete", "get", "list", "watch")),
+        (
+            "argoproj.io",
+            "workflows",
+            ("create", "delete", "get", "list", "patch", "update", "watch"),
+        ),
         ("argoproj.io", "workflowtemplates", ("get", "list")),
         (
             "serving.kserve.io",
@@ -263,7 +267,7 @@ def test_rbac_follows_argo_and_kserve_namespaces() -> None:
     }
     assert groups == {
         "tinyforge": {""},
-        "tinyforge-jobs": {"argoproj.io"},
+        "tinyforge-jobs": {"argoproj.io", ""},  # "": step logs through the Argo Server
         "tinyforge-serving": {"serving.kserve.io"},
     }
     for b in r.find("RoleBinding", "tf-tinyforge"):
@@ -425,7 +429,7 @@ def test_shipped_workflow_templates_are_rendered_and_valid(
     (wt_dir / "features.yaml").write_text(_hera_workflow_template_yaml())
     r = render((), (), str(chart))
     assert r.returncode == 0, r.stderr
-    wts = r.find("WorkflowTemplate")
+    wts = r.find("WorkflowTemplate", "tinyforge-features")  # beside the shipped pipelines
     assert [w["metadata"]["name"] for w in wts] == ["tinyforge-features"]
     assert crd_errors(wts[0]) == []
     # Disabled: nothing shipped.
@@ -436,7 +440,8 @@ def test_shipped_workflow_templates_are_rendered_and_valid(
         _hera_workflow_template_yaml().replace("entrypoint:", "entrypiont:")
     )
     bad = render((), (), str(chart), release="tf-broken")  # new cache key: the file changed
-    assert any("entrypiont" in e for e in crd_errors(bad.one("WorkflowTemplate", "features")))
+    broken = bad.one("WorkflowTemplate", "tinyforge-features")
+    assert any("entrypiont" in e for e in crd_errors(broken))
 
 
 def test_notes_tell_how_to_get_the_first_api_key() -> None:

@@ -237,13 +237,26 @@ def create_build(session: Any, project_id: int, plan: BuildPlan, *, job_id: int 
     return row
 
 
+def reconcile(session: Any, row: Build) -> Build:
+    """A pending/running build whose job ended without finishing it (cancelled while queued,
+    its process died) is marked ``failed`` with the job's reason."""
+    from tinyforge.store.models import Job, JobStatus
+
+    if row.state in (PENDING, RUNNING) and row.job_id:
+        job = session.get(Job, row.job_id)
+        if job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            row.state, row.finished_at = FAILED, job.finished_at or _now()
+            row.error = row.error or (job.error or f"job {job.id} {job.status.value}")[:4000]
+    return row
+
+
 def get_build(session: Any, project_id: int, build_id: int) -> Build:
     """Build ``build_id`` of a project; NotFound otherwise (also for other projects' builds)."""
     row = session.get(Build, build_id) if build_id > 0 else None
     if row is None or row.project_id != project_id:
         raise NotFound(f"build {build_id} does not exist in project {project_id}",
                        field="build_id")
-    return row
+    return reconcile(session, row)
 
 
 def list_builds(session: Any, project_id: int, *, model_id: int = 0, state: str = "",
@@ -261,7 +274,8 @@ def list_builds(session: Any, project_id: int, *, model_id: int = 0, state: str 
         q = q.where(Build.model_id == model_id)
     if state:
         q = q.where(Build.state == state)
-    return list(session.scalars(q.order_by(Build.id.desc()).limit(limit)))
+    return [reconcile(session, r) for r in session.scalars(q.order_by(Build.id.desc())
+                                                            .limit(limit))]
 
 
 # -- the bundle ---------------------------------------------------------------------------------

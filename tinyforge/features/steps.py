@@ -14,23 +14,7 @@ from typing import Any
 from tinyforge.errors import InvalidArgument
 from tinyforge.features.generate import generate_features, samples_to_process
 from tinyforge.workflows.platform_env import step_platform
-from tinyforge.workflows.steps import StepContext, step
-
-
-class _StepReporter:
-    """Progress and logs of a step go to stdout, which the runner / Argo collects."""
-
-    def __init__(self, ctx: StepContext) -> None:
-        self._ctx = ctx
-
-    def log(self, line: str) -> None:
-        self._ctx.log(line)
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        self._ctx.log(f"progress {fraction:.3f} {message}".rstrip())
-
-    def check_cancelled(self) -> None:
-        """Cancellation stops the step's process (runner or Argo); nothing to poll here."""
+from tinyforge.workflows.steps import StepContext, StepReporter, step
 
 
 def _ids(ctx: StepContext) -> tuple[int, int, int]:
@@ -73,7 +57,7 @@ def shard(ctx: StepContext) -> None:
             project_id,
             impulse_id,
             version,
-            reporter=_StepReporter(ctx),
+            reporter=StepReporter(ctx),
             shard=(index, count),
         )
     finally:
@@ -94,7 +78,7 @@ def publish(ctx: StepContext) -> None:
             project_id,
             impulse_id,
             version,
-            reporter=_StepReporter(ctx),
+            reporter=StepReporter(ctx),
             job_id=job_id,
         )
     finally:

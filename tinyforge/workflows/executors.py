@@ -89,6 +89,28 @@ def run_process(
         text=True,
         errors="replace",
     )
+    with _live_lock:
+        _live.add(proc)
+    try:
+        return _follow(proc, timeout_s=timeout_s, log=log, cancelled=cancelled,
+                       tail_lines=tail_lines)
+    except BaseException:  # e.g. SystemExit from stop_children_on_sigterm: no orphan left
+        if proc.poll() is None:
+            _kill_group(proc)
+        raise
+    finally:
+        with _live_lock:
+            _live.discard(proc)
+
+
+def _follow(
+    proc: subprocess.Popen[str],
+    *,
+    timeout_s: float | None,
+    log: LogFn,
+    cancelled: CancelFn,
+    tail_lines: int,
+) -> StepProcess:
     tail: deque[str] = deque(maxlen=tail_lines)
     chunks: list[str] = []
 
@@ -123,6 +145,31 @@ def run_process(
     if stop_reason is StepCancelled:
         raise StepCancelled("run cancelled")
     return StepProcess(exit_code=proc.returncode, stdout="".join(chunks), tail=list(tail))
+
+
+#: Processes started by run_process that are still running (see stop_children_on_sigterm).
+_live: set[subprocess.Popen[str]] = set()
+_live_lock = threading.Lock()
+
+
+def stop_children_on_sigterm() -> None:
+    """Make SIGTERM stop this process's run_process children (their whole process groups)
+    before it exits with status 143.
+
+    Each child runs in its own session, so a kill of this process's group (a cancelled step)
+    would not reach it; a step process calls this so stopping the step stops what it started,
+    whichever thread started it. Only callable from the main thread.
+    """
+
+    def handler(signum: int, _frame: object) -> None:
+        with _live_lock:
+            children = list(_live)
+        for proc in children:
+            if proc.poll() is None:
+                _kill_group(proc)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

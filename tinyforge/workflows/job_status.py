@@ -27,7 +27,8 @@ def record_workflow_result(
 ) -> None:
     """Log the workflow's status on job ``job_id`` and, unless managed locally, finish the job.
 
-    A job that is already finished (e.g. cancelled) keeps its state.
+    A job that is already finished (e.g. cancelled) keeps its state; a job whose cancellation
+    was requested ends CANCELLED whatever the workflow's status.
     """
     now = datetime.now(UTC)
     managed = os.environ.get(JOB_MANAGED_ENV) == "1"
@@ -39,7 +40,9 @@ def record_workflow_result(
         if managed or job.status.finished:
             return
         values: dict[str, object] = {"status": _FINAL[workflow_status], "finished_at": now}
-        if workflow_status == "Succeeded":
+        if job.cancel_requested:  # the workflow was stopped because the job was cancelled
+            values.update(status=JobStatus.CANCELLED, error="cancelled by request")
+        elif workflow_status == "Succeeded":
             values["progress"] = 1.0
         else:
             values["error"] = message or f"workflow {workflow_status.lower()}"

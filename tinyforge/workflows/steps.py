@@ -31,6 +31,7 @@ OUTPUT_ROOT_ENV = "TINYFORGE_OUTPUT_ROOT"
 STEP_MODULES: list[str] = [
     "tinyforge.workflows.builtin_steps",
     "tinyforge.features.steps",
+    "tinyforge.training.steps",
 ]
 
 
@@ -89,6 +90,24 @@ class StepContext:
     def log(self, message: str) -> None:
         """One log line (stdout; the runner or Argo collects it into the job log)."""
         print(message, flush=True)
+
+
+class StepReporter:
+    """A library reporter for steps: logs and progress go to stdout, which the runner / Argo
+    collects into the job log. Cancellation stops the step's process, so there is no flag to
+    poll."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self._ctx = ctx
+
+    def log(self, line: str) -> None:
+        self._ctx.log(line)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self._ctx.log(f"progress {fraction:.3f} {message}".rstrip())
+
+    def check_cancelled(self) -> None:
+        """Nothing to poll: a cancelled step is stopped from outside."""
 
 
 StepFn = Callable[[StepContext], None]
@@ -154,8 +173,13 @@ def run_step(name: str, args: Mapping[str, str]) -> dict[str, str]:
 
 def main_exit_code(name: str, args: Mapping[str, str]) -> int:
     """Run a step as a process would: errors on stderr, exit 2 for bad input, 1 otherwise."""
-    from tinyforge.errors import TinyForgeError
+    import threading
 
+    from tinyforge.errors import TinyForgeError
+    from tinyforge.workflows.executors import stop_children_on_sigterm
+
+    if threading.current_thread() is threading.main_thread():
+        stop_children_on_sigterm()  # a cancelled/stopped step takes its block processes along
     try:
         run_step(name, args)
     except TinyForgeError as exc:

@@ -38,6 +38,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{- /* The image of service "name": the builder image for the builder, else the platform's. */}}
+{{- define "tinyforge.serviceImage" -}}
+{{- $b := .root.Values.builderImages.builder -}}
+{{- if and (eq .name "builder") $b.repository -}}
+{{- printf "%s:%s" $b.repository (default .root.Chart.AppVersion $b.tag) -}}
+{{- else -}}
+{{- include "tinyforge.image" .root -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "tinyforge.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "tinyforge.fullname" .) .Values.serviceAccount.name -}}

@@ -1,0 +1,40 @@
+"""The ``builder.build`` job kind: one deployment build (:func:`tinyforge.deploy.builds.run_build`).
+
+The platform context (DB, object store) is the one bound to the job manager running the job,
+so several platforms in one process (tests) each run their own builds.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from tinyforge.context import PlatformContext
+from tinyforge.deploy.builds import run_build
+from tinyforge.errors import FailedPrecondition, InvalidArgument
+from tinyforge.jobs import JobContext, register_job_kind
+
+BUILD = "builder.build"
+
+_contexts: weakref.WeakValueDictionary[int, PlatformContext] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+
+
+def bind(ctx: PlatformContext) -> None:
+    """Make ``ctx`` the context of build jobs run by its job manager; register the kind."""
+    with _lock:
+        _contexts[id(ctx.jobs)] = ctx
+    register_job_kind(BUILD, _build_job, replace=True)
+
+
+def _build_job(job: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    ctx = _contexts.get(id(job.manager))
+    if ctx is None or ctx.jobs is not job.manager:
+        raise FailedPrecondition("the builder service is not running in this process",
+                                 field="kind")
+    try:
+        build_id = int(params["build_id"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidArgument("job params need build_id", field="params") from None
+    return run_build(ctx.db, ctx.objects, job.project_id, build_id, reporter=job)
