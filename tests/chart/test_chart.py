@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.serve import SERVICE_MODULES
 from tests.chart.chartlib import (
     CHART,
     KUBE_VERSION,
@@ -142,8 +143,11 @@ def test_services_pdbs_and_policies_select_their_pods(name: str) -> None:
 def test_default_runs_landed_services_with_grpc_probes_and_locked_down_pods() -> None:
     r = scenario("default")
     deploys = r.find("Deployment")
-    assert [d["metadata"]["name"] for d in deploys] == ["tf-tinyforge-api", "tf-tinyforge-ingest"]
-    ingest = deploys[1]["spec"]["template"]["spec"]["containers"][0]
+    # every service that has landed runs by default; the tuner has no service yet
+    landed = ["api", "builder", "dsp", "ingest", "train"]
+    assert [d["metadata"]["name"] for d in deploys] == [f"tf-tinyforge-{n}" for n in landed]
+    assert set(landed) <= set(SERVICE_MODULES)
+    ingest = r.one("Deployment", "-ingest")["spec"]["template"]["spec"]["containers"][0]
     assert ingest["command"] + ingest["args"] == [
         "tinyforge",
         "service",
@@ -320,7 +324,7 @@ def test_external_stores_render_no_minio_or_postgresql() -> None:
     }
     assert env["TINYFORGE_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "tinyforge-s3"
     policies = [p["metadata"]["name"] for p in r.find("NetworkPolicy")]
-    assert policies == ["tf-tinyforge-api", "tf-tinyforge-ingest"]
+    assert policies == [f"tf-tinyforge-{n}" for n in ["api", "builder", "dsp", "ingest", "train"]]
 
 
 def test_ha_replicas_ingress_and_otel() -> None:
