@@ -38,6 +38,7 @@ class PlatformContext:
         db = Database(settings.database_url)
         jobs = JobManager(db, settings.job_workers, tracer_provider=tracer_provider)
         ctx = cls(settings=settings, db=db, jobs=jobs, tracer_provider=tracer_provider)
+        jobs.platform = ctx
         if start_jobs:
             jobs.start()
         return ctx

@@ -6,33 +6,23 @@ so several platforms in one process (tests) each run their own builds.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 from tinyforge.context import PlatformContext
 from tinyforge.deploy.builds import run_build
-from tinyforge.errors import FailedPrecondition, InvalidArgument
+from tinyforge.errors import InvalidArgument
 from tinyforge.jobs import JobContext, register_job_kind
 
 BUILD = "builder.build"
 
-_contexts: weakref.WeakValueDictionary[int, PlatformContext] = weakref.WeakValueDictionary()
-_lock = threading.Lock()
-
 
 def bind(ctx: PlatformContext) -> None:
-    """Make ``ctx`` the context of build jobs run by its job manager; register the kind."""
-    with _lock:
-        _contexts[id(ctx.jobs)] = ctx
+    """Register the job kind (jobs reach their platform through ``job.platform``)."""
     register_job_kind(BUILD, _build_job, replace=True)
 
 
 def _build_job(job: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    ctx = _contexts.get(id(job.manager))
-    if ctx is None or ctx.jobs is not job.manager:
-        raise FailedPrecondition("the builder service is not running in this process",
-                                 field="kind")
+    ctx = job.platform
     try:
         build_id = int(params["build_id"])
     except (KeyError, TypeError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -138,3 +139,16 @@ def job(j: models.Job, log_line_count: int = 0) -> pb.Job:
         finish_time=ts(j.finished_at),
         log_line_count=log_line_count,
     )
+
+
+def parse_params(text: str, field: str = "params_json") -> dict[str, Any] | None:
+    """Block params from JSON text ("" = None); InvalidArgument unless a JSON object."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"{field} is not valid JSON: {exc}", field=field) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} must be a JSON object", field=field)
+    return value

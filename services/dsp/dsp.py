@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import select
 
 from services.common.auth import audit_note, current_principal
+from services.common.convert import parse_params
 from services.dsp.jobs import GENERATE_FEATURES
 from tinyforge.blocks.custom_dsp import CustomDspBlock, project_resolver
 from tinyforge.blocks.registry_store import list_registered_blocks
@@ -28,19 +29,6 @@ from tinyforge.impulse_store import get_impulse
 from tinyforge.store.models import FeatureSet
 from tinyforge.v1 import dsp_service_pb2 as pb
 from tinyforge.v1 import dsp_service_pb2_grpc as pb_grpc
-
-
-def parse_params(text: str, field: str = "params_json") -> dict[str, Any] | None:
-    """Block params from JSON text ("" = None); InvalidArgument unless a JSON object."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"{field} is not valid JSON: {exc}", field=field) from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"{field} must be a JSON object", field=field)
-    return value
 
 
 def _run_to_pb(run: BlockRun) -> pb.RunBlockResponse:

@@ -1,18 +1,15 @@
 """The ``train.train_model`` and ``train.test_model`` job kinds.
 
-Job functions get a :class:`tinyforge.jobs.JobContext`; the platform context (DB, object
-store) is the one bound to the job manager running the job, so several platforms in one
-process (tests) each run their own jobs.
+Job functions reach the DB and object store through ``job.platform``: the platform whose job
+manager runs the job, so several platforms in one process (tests) each run their own jobs.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 from tinyforge.context import PlatformContext
-from tinyforge.errors import FailedPrecondition, InvalidArgument
+from tinyforge.errors import InvalidArgument
 from tinyforge.jobs import JobContext, register_job_kind
 from tinyforge.training.testing import test_model
 from tinyforge.training.train import TrainRequest, train_model
@@ -20,42 +17,45 @@ from tinyforge.training.train import TrainRequest, train_model
 TRAIN_MODEL = "train.train_model"
 TEST_MODEL = "train.test_model"
 
-_contexts: weakref.WeakValueDictionary[int, PlatformContext] = weakref.WeakValueDictionary()
-_lock = threading.Lock()
-
 
 def bind(ctx: PlatformContext) -> None:
-    """Make ``ctx`` the context of jobs run by its job manager; register the job kinds."""
-    with _lock:
-        _contexts[id(ctx.jobs)] = ctx
+    """Register the job kinds (jobs reach their platform through ``job.platform``)."""
     register_job_kind(TRAIN_MODEL, _train_job, replace=True)
     register_job_kind(TEST_MODEL, _test_job, replace=True)
 
 
-def _context_of(job: JobContext) -> PlatformContext:
-    ctx = _contexts.get(id(job.manager))
-    if ctx is None or ctx.jobs is not job.manager:
-        raise FailedPrecondition("the train service is not running in this process",
-                                 field="kind")
-    return ctx
-
-
 def _train_job(job: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    ctx = _context_of(job)
+    ctx = job.platform
     req = TrainRequest.from_json(params.get("request") or {})
-    return train_model(ctx.db, ctx.objects, job.project_id, req, reporter=job,
-                       job_id=job.job_id, created_by_key_id=params.get("created_by_key_id"))
+    return train_model(
+        ctx.db,
+        ctx.objects,
+        job.project_id,
+        req,
+        reporter=job,
+        job_id=job.job_id,
+        created_by_key_id=params.get("created_by_key_id"),
+    )
 
 
 def _test_job(job: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    ctx = _context_of(job)
+    ctx = job.platform
     try:
         model_id = int(params["model_id"])
         threshold = float(params.get("threshold", 0.6))
         labels = [str(v) for v in params.get("anomaly_labels", [])]
     except (KeyError, TypeError, ValueError):
-        raise InvalidArgument("job params need model_id (threshold, anomaly_labels)",
-                              field="params") from None
+        raise InvalidArgument(
+            "job params need model_id (threshold, anomaly_labels)", field="params"
+        ) from None
     job.progress(0.0, f"testing model {model_id}")
-    return test_model(ctx.db, ctx.objects, job.project_id, model_id, threshold=threshold,
-                      anomaly_labels=labels, reporter=job, job_id=job.job_id)
+    return test_model(
+        ctx.db,
+        ctx.objects,
+        job.project_id,
+        model_id,
+        threshold=threshold,
+        anomaly_labels=labels,
+        reporter=job,
+        job_id=job.job_id,
+    )

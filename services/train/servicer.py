@@ -12,6 +12,7 @@ import grpc
 
 from services.common import convert
 from services.common.auth import audit_note, current_principal
+from services.common.convert import parse_params
 from services.train.jobs import TEST_MODEL, TRAIN_MODEL
 from tinyforge.context import PlatformContext
 from tinyforge.data.samples import SampleStore
@@ -27,19 +28,6 @@ from tinyforge.v1 import train_service_pb2_grpc as pb_grpc
 CHUNK = 1 << 20
 MAX_CACHED_MODELS = 8
 MAX_CLASSIFY_BYTES = 32 << 20
-
-
-def parse_params(text: str, field: str = "params_json") -> dict[str, Any] | None:
-    """Block params from JSON text ("" = None); InvalidArgument unless a JSON object."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"{field} is not valid JSON: {exc}", field=field) from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"{field} must be a JSON object", field=field)
-    return value
 
 
 def options_from_pb(o: pb.TrainingOptions) -> TrainOptions:

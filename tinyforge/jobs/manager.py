@@ -85,8 +85,19 @@ class JobContext:
 
     @property
     def manager(self) -> JobManager:
-        """The job manager running this job (services map it to their platform context)."""
+        """The job manager running this job."""
         return self._manager
+
+    @property
+    def platform(self) -> Any:
+        """The platform (a :class:`tinyforge.context.PlatformContext`: settings, DB, object
+        store) whose job manager runs this job."""
+        platform = self._manager.platform
+        if platform is None:
+            raise FailedPrecondition(
+                f"job {self.job_id} runs on a job manager with no platform bound", field="kind"
+            )
+        return platform
 
     def log(self, line: str) -> None:
         """Append ``line`` (split on newlines) to the job's log."""
@@ -158,6 +169,9 @@ class JobManager:
         self._cond = threading.Condition()
         self._generation = 0
         self._stopping = False
+        #: The PlatformContext owning this manager (set by PlatformContext.create); jobs reach
+        #: their DB and object store through it.
+        self.platform: Any = None
 
     # ----------------------------------------------------------------- lifecycle
     def start(self, *, recover: bool = True) -> None:
