@@ -33,7 +33,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -57,6 +57,7 @@ from tinyforge.features.store import (
 )
 from tinyforge.impulse import BlockResolver, ImageInput, Impulse, TimeSeriesInput, block_hash
 from tinyforge.impulse_store import get_impulse
+from tinyforge.jobs.reporter import QuietReporter, Reporter
 from tinyforge.store.db import Database
 from tinyforge.store.models import FeatureSet
 from tinyforge.store.objects import ObjectStore
@@ -66,25 +67,6 @@ BATCH_VALUES = 1 << 22
 #: threads loading and windowing samples
 LOAD_THREADS = 4
 PACK_CONTENT_TYPE = "application/x-tinyforge-feature-pack+npz"
-
-
-class Reporter(Protocol):
-    """What the job gives the generator (a :class:`tinyforge.jobs.JobContext` fits)."""
-
-    def log(self, line: str) -> None: ...
-    def progress(self, fraction: float, message: str = "") -> None: ...
-    def check_cancelled(self) -> None: ...
-
-
-class _Quiet:
-    def log(self, line: str) -> None:
-        pass
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        pass
-
-    def check_cancelled(self) -> None:
-        pass
 
 
 @dataclass
@@ -337,7 +319,7 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
     ``processed_samples`` (computed now), ``reused_samples`` (from the cache), ``windows``,
     ``shape``, ``type`` and ``manifest`` (key).
     """
-    rep: Reporter = reporter or _Quiet()
+    rep: Reporter = reporter or QuietReporter()
     with db.session() as s:
         stored = get_impulse(s, project_id, impulse_id, version)
     resolver = project_resolver(db, objects, project_id)

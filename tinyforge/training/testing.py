@@ -23,6 +23,7 @@ from tinyforge.evaluation.testing import DEFAULT_THRESHOLD, evaluate_model
 from tinyforge.features.generate import _dataset_hash, dataset_samples, generate_features
 from tinyforge.features.store import read_manifest
 from tinyforge.impulse import Impulse
+from tinyforge.jobs.reporter import QuietReporter, Reporter
 from tinyforge.store.db import Database
 from tinyforge.store.models import ModelTestRun
 from tinyforge.store.objects import ObjectStore
@@ -34,7 +35,7 @@ from tinyforge.training.store import (
     load_model_files,
     test_prefix,
 )
-from tinyforge.training.train import Reporter, _json_default, _Quiet
+from tinyforge.training.train import _json_default
 
 SUMMARY_FILE = "summary.json"
 RESULTS_FILE = "results.json"
@@ -84,7 +85,7 @@ def test_model(db: Database, objects: ObjectStore, project_id: int, model_id: in
                reporter: Reporter | None = None, job_id: int | None = None) -> dict[str, Any]:
     """Test a model on the testing category and store the run; returns its summary (with
     ``test_id``). FailedPrecondition: no testing data, labels the model was not trained on."""
-    rep: Reporter = reporter or _Quiet()
+    rep: Reporter = reporter or QuietReporter()
     if not (isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0):
         raise InvalidArgument(f"threshold must be in 0..1, got {threshold!r}", field="threshold")
     with db.session() as s:

@@ -19,12 +19,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from tinyforge.errors import FailedPrecondition, InvalidArgument
 from tinyforge.impulse_store import get_impulse
+from tinyforge.jobs.reporter import QuietReporter, Reporter
 from tinyforge.learn.base import TrainContext, TrainedModel
 from tinyforge.learn.checks import TrainOptions
 from tinyforge.learn.registry import get_block
@@ -44,25 +45,6 @@ from tinyforge.training.store import (
     model_prefix,
 )
 from tinyforge.training.version import code_version
-
-
-class Reporter(Protocol):
-    """What the job gives the trainer (a :class:`tinyforge.jobs.JobContext` fits)."""
-
-    def log(self, line: str) -> None: ...
-    def progress(self, fraction: float, message: str = "") -> None: ...
-    def check_cancelled(self) -> None: ...
-
-
-class _Quiet:
-    def log(self, line: str) -> None:
-        pass
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        pass
-
-    def check_cancelled(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -158,7 +140,7 @@ def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainR
                 created_by_key_id: int | None = None) -> dict[str, Any]:
     """Train, quantize, evaluate and store a model; returns a JSON-able summary with
     ``model_id`` (see the module docstring). Domain errors name what to fix."""
-    rep: Reporter = reporter or _Quiet()
+    rep: Reporter = reporter or QuietReporter()
     plan = plan_training(db, project_id, req, objects)
     block, opts = plan.block, plan.options
     rep.progress(0.01, "loading features")
