@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tinyforge.compiler.toolchains import BOARD
 from tinyforge.deploy.context import BuildContext
 from tinyforge.deploy.sources import render, template, write
 from tinyforge.deploy.targets import TargetSpec, require
@@ -34,6 +35,8 @@ ARCH_CFLAGS: dict[str, list[str]] = {
 TICK_INSTRUCTIONS = {"qemu-mps2-an386": 40, "qemu-mps2-an500": 40, "qemu-riscv32-virt": 1}
 RV_FLASH, RV_RAM = 0x80000000, 0x80800000
 STACK_BYTES = 0x8000
+
+M4F_STARTUP = BOARD / "m4f_startup.c"
 
 
 def compiler(target: TargetSpec) -> str:
@@ -89,8 +92,8 @@ def link(ctx: BuildContext, objs: list[Path], out: Path, *, semihosting: bool,
                           FLASH_BYTES=t.flash_bytes, RAM_BYTES=t.ram_bytes,
                           STACK_BYTES=stack_bytes))
         start_obj = out.parent / f"{out.stem}_startup.o"
-        start_src = write(out.parent / "cortex_m_startup.c", template(
-            "firmware/cortex_m_startup.c"))
+        # the same start-up the compiler's verification builds use (one copy of it)
+        start_src = write(out.parent / "cortex_m_startup.c", M4F_STARTUP.read_text())
         ctx.run([cc, *arch, *BASE_CFLAGS, *(["-DTF_SEMIHOSTING"] if semihosting else []),
                  "-c", start_src, "-o", start_obj])
         specs = ["--specs=rdimon.specs"] if semihosting else ["--specs=nano.specs",
