@@ -136,7 +136,12 @@ def load_client_config(path: Path | None = None) -> ClientConfig:
 
 
 class TinyForgeClient:
-    """Typed access to every TinyForge API method (one channel, one API key)."""
+    """Typed access to every TinyForge API method with one API key.
+
+    Embedded mode serves everything on one address. In the cluster every service is its own
+    Deployment: ``service_addresses`` (or ``TINYFORGE_<SERVICE>_ADDRESS`` variables, e.g.
+    ``TINYFORGE_INGEST_ADDRESS``) route a service's calls elsewhere; unset ones use ``address``.
+    """
 
     def __init__(
         self,
@@ -146,13 +151,17 @@ class TinyForgeClient:
         timeout: float = 30.0,
         tracer_provider: trace.TracerProvider | None = None,
         default_project_id: int = 0,
+        service_addresses: dict[str, str] | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.default_project_id = default_project_id
         self._metadata = (("x-api-key", api_key),)
-        self._raw_channel = grpc.insecure_channel(address)
-        self.channel = instrument_channel(self._raw_channel, tracer_provider)
+        self._tracer_provider = tracer_provider
+        self._service_addresses = dict(service_addresses or {})
+        self._raw_channels: dict[str, grpc.Channel] = {}
+        self._channels: dict[str, Any] = {}
+        self.channel = self._channel(address)
         self.organizations = organization_service_pb2_grpc.OrganizationServiceStub(self.channel)
         self.projects = project_service_pb2_grpc.ProjectServiceStub(self.channel)
         self.api_keys = api_key_service_pb2_grpc.ApiKeyServiceStub(self.channel)
@@ -165,8 +174,21 @@ class TinyForgeClient:
         cfg = load_client_config(path)
         return cls(cfg.address, cfg.api_key, default_project_id=cfg.project_id, **kwargs)
 
+    def _channel(self, address: str) -> Any:
+        if address not in self._channels:
+            raw = grpc.insecure_channel(address)
+            self._raw_channels[address] = raw
+            self._channels[address] = instrument_channel(raw, self._tracer_provider)
+        return self._channels[address]
+
+    def channel_for(self, service: str) -> Any:
+        """The channel of ``service`` (api, ingest, dsp, train, builder)."""
+        env = os.environ.get(f"TINYFORGE_{service.upper()}_ADDRESS", "")
+        return self._channel(self._service_addresses.get(service) or env or self.address)
+
     def close(self) -> None:
-        self._raw_channel.close()
+        for raw in self._raw_channels.values():
+            raw.close()
 
     def __enter__(self) -> TinyForgeClient:
         return self
@@ -429,7 +451,7 @@ class TinyForgeClient:
         if stub is None:
             from tinyforge.v1 import ingest_service_pb2_grpc
 
-            stub = ingest_service_pb2_grpc.IngestServiceStub(self.channel)
+            stub = ingest_service_pb2_grpc.IngestServiceStub(self.channel_for("ingest"))
             self.__dict__["_ingest_stub"] = stub
         return stub
 
@@ -609,7 +631,7 @@ class TinyForgeClient:
         if stub is None:
             from tinyforge.v1 import impulse_service_pb2_grpc
 
-            stub = impulse_service_pb2_grpc.ImpulseServiceStub(self.channel)
+            stub = impulse_service_pb2_grpc.ImpulseServiceStub(self.channel_for("dsp"))
             self.__dict__["_impulse_stub"] = stub
         return stub
 
@@ -620,7 +642,7 @@ class TinyForgeClient:
         if stub is None:
             from tinyforge.v1 import dsp_service_pb2_grpc
 
-            stub = dsp_service_pb2_grpc.DspServiceStub(self.channel)
+            stub = dsp_service_pb2_grpc.DspServiceStub(self.channel_for("dsp"))
             self.__dict__["_dsp_stub"] = stub
         return stub
 
@@ -761,7 +783,7 @@ class TinyForgeClient:
         if stub is None:
             from tinyforge.v1 import train_service_pb2_grpc
 
-            stub = train_service_pb2_grpc.TrainServiceStub(self.channel)
+            stub = train_service_pb2_grpc.TrainServiceStub(self.channel_for("train"))
             self.__dict__["_train_stub"] = stub
         return stub
 
@@ -865,7 +887,7 @@ class TinyForgeClient:
         if stub is None:
             from tinyforge.v1 import block_service_pb2_grpc
 
-            stub = block_service_pb2_grpc.BlockServiceStub(self.channel)
+            stub = block_service_pb2_grpc.BlockServiceStub(self.channel_for("api"))
             self.__dict__["_block_stub"] = stub
         return stub
 
@@ -934,7 +956,7 @@ class TinyForgeClient:
         if stub is None:
             from tinyforge.v1 import builder_service_pb2_grpc
 
-            stub = builder_service_pb2_grpc.BuilderServiceStub(self.channel)
+            stub = builder_service_pb2_grpc.BuilderServiceStub(self.channel_for("builder"))
             self.__dict__["_builder_stub"] = stub
         return stub
 

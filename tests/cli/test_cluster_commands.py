@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tinyforge.client import TinyForgeClient
+from tinyforge.client import ApiError, TinyForgeClient
 
 TINYFORGE = str(Path(sys.executable).parent / "tinyforge")
 
@@ -126,3 +127,74 @@ def test_ingest_service_serves_grpc_and_its_http_side(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
+
+
+def test_client_routes_each_service_to_its_own_deployment(tmp_path: Path) -> None:
+    """Cluster layout: api and ingest are separate processes; TINYFORGE_INGEST_ADDRESS sends
+    ingest calls to the ingest process while the rest goes to the api one."""
+    api_port, ingest_port = _free_port(), _free_port()
+    data = tmp_path / "data"
+    boot = json.loads(
+        subprocess.run(
+            [TINYFORGE, "bootstrap", "--json"],
+            env=_env(data, api_port),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    )
+    procs = [
+        subprocess.Popen(
+            [TINYFORGE, "service", "run", name],
+            env={**_env(data, port), "TINYFORGE_INGESTION_PORT": str(_free_port())},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, port in (("api", api_port), ("ingest", ingest_port))
+    ]
+    try:
+        for port, service in ((api_port, "ProjectService"), (ingest_port, "IngestService")):
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+                health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(service=f"tinyforge.v1.{service}"),
+                    timeout=60,
+                    wait_for_ready=True,
+                )
+        client = TinyForgeClient(
+            f"127.0.0.1:{api_port}",
+            boot["api_key"],
+            default_project_id=boot["project_id"],
+            service_addresses={"ingest": f"127.0.0.1:{ingest_port}"},
+        )
+        try:
+            doc = {
+                "protected": {"ver": "v1", "alg": "none"},
+                "signature": "0" * 64,
+                "payload": {
+                    "device_type": "T",
+                    "interval_ms": 10,
+                    "sensors": [{"name": "x", "units": "g"}],
+                    "values": [[0.0], [1.0], [0.5]],
+                },
+            }
+            sample = client.upload_sample(json.dumps(doc).encode(), "a.json", label="up")
+            assert [s.id for s in client.list_samples()] == [sample.id]
+            assert [p.name for p in client.list_projects()] == ["default"]
+        finally:
+            client.close()
+        # without the routing, the api process does not serve ingest
+        direct = TinyForgeClient(
+            f"127.0.0.1:{api_port}", boot["api_key"], default_project_id=boot["project_id"]
+        )
+        try:
+            with pytest.raises(ApiError) as err:
+                direct.list_samples()
+            assert err.value.code == "UNIMPLEMENTED"
+        finally:
+            direct.close()
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            assert p.wait(timeout=60) == 0
