@@ -3,6 +3,11 @@ next to the raw speed of writing the same bytes to the same disk in the same run
 
 Runs ``python -m services.embedded`` (SQLite + local object store, the embedded default) in a
 subprocess over a temporary data dir, so server and clients do not share one interpreter.
+Small samples are sent by BENCH_CLIENT_PROCS client processes ("devices", default 4) with
+BENCH_CLIENT_THREADS threads each (default 4, one keep-alive connection per thread); each
+figure is printed with the server's CPU time per sample (user + system, from /proc) and the
+clients' CPU time per sample, since the machine's 2 cores are shared by all of them (and,
+on a shared machine, by everyone else: the load average is printed too).
 Goals (issue 3): small samples >= 500/s on 2 cores; streaming >= 50 % of raw disk write.
 """
 
@@ -21,10 +26,10 @@ import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
-import requests
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -34,7 +39,13 @@ from tinyforge.v1 import ingest_service_pb2_grpc  # noqa: E402
 
 N_SMALL = int(os.environ.get("BENCH_SMALL", "2000"))
 BIG_MB = int(os.environ.get("BENCH_BIG_MB", "200"))
-THREADS = 16
+THREADS = 16  # concurrent writers of the raw-disk baselines
+# Small samples come from several client processes ("devices"), each with a few threads on
+# its own connection, as a fleet of devices would send them (one Python client process
+# would itself be the bottleneck: the GIL caps it at about one core).
+CLIENT_PROCS = int(os.environ.get("BENCH_CLIENT_PROCS", "4"))
+CLIENT_THREADS = int(os.environ.get("BENCH_CLIENT_THREADS", "4"))
+CHUNK = 4 << 20  # UploadStream chunk size (gRPC messages; the server limit is far above)
 
 
 def free_port() -> int:
@@ -50,6 +61,90 @@ def small_sample(i: int) -> bytes:
                                    "interval_ms": 10,
                                    "sensors": [{"name": n, "units": "m/s2"} for n in "xyz"],
                                    "values": values}}).encode()
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _client_proc(kind: str, cfg: dict, ids: list[int], start: Any, out: Any) -> None:
+    """One client process: CLIENT_THREADS threads uploading the samples ``ids``; puts its
+    CPU seconds (and the first error, if any) on ``out``."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    key, pid = cfg["api_key"], cfg["project_id"]
+    blobs = {i: small_sample(i) for i in ids}
+    local = threading.local()
+    if kind == "http":
+        host = urlsplit(cfg["ingestion_url"])
+        boundary = "tfbenchboundary7d3f"
+
+        def one(i: int) -> None:
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(host.hostname, host.port,
+                                                               timeout=120)
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"data\"; "
+                    f"filename=\"s{i}.json\"\r\nContent-Type: application/json\r\n\r\n"
+                    ).encode() + blobs[i] + f"\r\n--{boundary}--\r\n".encode()
+            conn.request("POST", "/api/training/files", body=body, headers={
+                "x-api-key": key, "x-project-id": str(pid), "x-label": "b",
+                "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            resp = conn.getresponse()
+            text = resp.read()
+            assert resp.status == 200, text
+    else:
+        channel = grpc.insecure_channel(cfg["address"])
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        md = (("x-api-key", key),)
+
+        def one(i: int) -> None:
+            stub.UploadSample(ipb.UploadSampleRequest(
+                project_id=pid, data=blobs[i],
+                options=ipb.UploadOptions(filename=f"g{i}.json", label="b")),
+                metadata=md, timeout=120)
+
+    start.wait()
+    t = time.process_time()
+    err = ""
+    try:
+        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            list(pool.map(one, ids))
+    except Exception as e:  # reported by the parent
+        err = repr(e)[:500]
+    out.put((time.process_time() - t, err))
+
+
+def run_small(kind: str, cfg: dict, ids: list[int], server_pid: int) -> tuple[float, float, float]:
+    """Upload samples ``ids`` from CLIENT_PROCS processes; returns (samples/s, server CPU ms
+    per sample, client CPU ms per sample)."""
+    import multiprocessing as mp
+
+    mpc = mp.get_context("fork")
+    start, out = mpc.Event(), mpc.Queue()
+    shares = [ids[k::CLIENT_PROCS] for k in range(CLIENT_PROCS)]
+    procs = [mpc.Process(target=_client_proc, args=(kind, cfg, share, start, out))
+             for share in shares]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let the clients import and build their samples before the clock starts
+    cpu0 = proc_cpu_s(server_pid)
+    t = time.perf_counter()
+    start.set()
+    results = [out.get(timeout=600) for _ in procs]
+    wall = time.perf_counter() - t
+    server_cpu = proc_cpu_s(server_pid) - cpu0
+    for p in procs:
+        p.join()
+    errors = [e for _, e in results if e]
+    if errors:
+        raise SystemExit(f"{kind} client failed: {errors[0]}")
+    n = len(ids)
+    return n / wall, server_cpu / n * 1e3, sum(c for c, _ in results) / n * 1e3
 
 
 def raw_small(dirpath: Path, blobs: list[bytes]) -> float:
@@ -104,50 +199,29 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="tf-bench-ingest-", dir=os.environ.get("BENCH_DIR")))
     proc, cfg = start_platform(root / "data")
     try:
-        key, pid, url = cfg["api_key"], cfg["project_id"], cfg["ingestion_url"]
+        key, pid = cfg["api_key"], cfg["project_id"]
         md = (("x-api-key", key),)
-        blobs = [small_sample(i) for i in range(2 * N_SMALL)]
-
+        blobs = [small_sample(i) for i in range(N_SMALL)]
+        server = proc.pid
         # (a) small samples: HTTP (EI files endpoint), then gRPC UploadSample
-        sessions = {}
-
-        def http_one(i: int) -> None:
-            import threading
-
-            s = sessions.setdefault(threading.get_ident(), requests.Session())
-            r = s.post(f"{url}/api/training/files",
-                       files=[("data", (f"s{i}.json", blobs[i], "application/json"))],
-                       headers={"x-api-key": key, "x-project-id": str(pid), "x-label": "b"},
-                       timeout=120)
-            assert r.status_code == 200, r.text
-
-        t = time.perf_counter()
-        with ThreadPoolExecutor(THREADS) as pool:
-            list(pool.map(http_one, range(N_SMALL)))
-        http_rate = N_SMALL / (time.perf_counter() - t)
-
-        channel = grpc.insecure_channel(cfg["address"])
-        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
-
-        def grpc_one(i: int) -> None:
-            stub.UploadSample(ipb.UploadSampleRequest(
-                project_id=pid, data=blobs[i],
-                options=ipb.UploadOptions(filename=f"g{i}.json", label="b")),
-                metadata=md, timeout=120)
-
-        t = time.perf_counter()
-        with ThreadPoolExecutor(THREADS) as pool:
-            list(pool.map(grpc_one, range(N_SMALL, 2 * N_SMALL)))
-        grpc_rate = N_SMALL / (time.perf_counter() - t)
-        raw_rate = raw_small(root / "raw-small", blobs[:N_SMALL])
-        print(f"small JSON samples ({N_SMALL} each, {THREADS} client threads, "
-              f"~{len(blobs[0])} B):")
-        print(f"  HTTP  /api/training/files : {http_rate:8.1f} samples/s")
-        print(f"  gRPC  UploadSample        : {grpc_rate:8.1f} samples/s")
+        http_rate, http_srv, http_cli = run_small("http", cfg, list(range(N_SMALL)), server)
+        grpc_rate, grpc_srv, grpc_cli = run_small("grpc", cfg,
+                                                  list(range(N_SMALL, 2 * N_SMALL)), server)
+        raw_rate = raw_small(root / "raw-small", blobs)
+        print(f"small JSON samples ({N_SMALL} each, {CLIENT_PROCS} client processes x "
+              f"{CLIENT_THREADS} threads, ~{len(blobs[0])} B, {os.cpu_count()} cores, "
+              f"load {os.getloadavg()[0]:.1f}):")
+        print(f"  HTTP  /api/training/files : {http_rate:8.1f} samples/s   (server CPU "
+              f"{http_srv:.2f} ms/sample, clients {http_cli:.2f} ms/sample)")
+        print(f"  gRPC  UploadSample        : {grpc_rate:8.1f} samples/s   (server CPU "
+              f"{grpc_srv:.2f} ms/sample, clients {grpc_cli:.2f} ms/sample)")
         print(f"  raw   file+fsync, same disk: {raw_rate:8.1f} files/s "
               f"(a JSON sample = 2 objects: original + canonical .npz)")
         print(f"  goal >= 500 samples/s: HTTP {'met' if http_rate >= 500 else 'MISSED'}, "
               f"gRPC {'met' if grpc_rate >= 500 else 'MISSED'}")
+        channel = grpc.insecure_channel(cfg["address"])
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        md = (("x-api-key", key),)
 
         # (b) one large WAV through UploadStream
         frames = (BIG_MB << 20) // 2
@@ -166,17 +240,21 @@ def main() -> None:
             yield ipb.UploadStreamRequest(header=ipb.UploadStreamHeader(
                 project_id=pid, size_bytes=len(data),
                 options=ipb.UploadOptions(filename="big.wav", label="hum")))
-            for i in range(0, len(data), 1 << 20):
-                yield ipb.UploadStreamRequest(chunk=data[i:i + (1 << 20)])
+            view = memoryview(data)
+            for i in range(0, len(data), CHUNK):
+                yield ipb.UploadStreamRequest(chunk=bytes(view[i:i + CHUNK]))
 
+        cpu0 = proc_cpu_s(proc.pid)
         t = time.perf_counter()
         sample = stub.UploadStream(messages(), metadata=md, timeout=600).sample
         stream_rate = len(data) / (time.perf_counter() - t) / 1e6
+        stream_cpu = proc_cpu_s(proc.pid) - cpu0
         assert sample.sha256 == digest
         raw = raw_big(root / "raw-big.bin", data)
         print(f"one {len(data) / 1e6:.0f} MB WAV through UploadStream (stored once: the WAV "
               f"is its own canonical object, {sample.length} frames validated):")
-        print(f"  UploadStream end to end   : {stream_rate:8.1f} MB/s")
+        print(f"  UploadStream end to end   : {stream_rate:8.1f} MB/s   (server CPU "
+              f"{stream_cpu / (len(data) / 1e6) * 1e3:.2f} ms/MB, {CHUNK >> 20} MiB chunks)")
         print(f"  raw   write+fsync, same disk: {raw:8.1f} MB/s")
         print(f"  ratio {stream_rate / raw:.0%} (goal >= 50 %: "
               f"{'met' if stream_rate >= 0.5 * raw else 'MISSED'})")

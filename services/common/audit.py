@@ -10,6 +10,7 @@ from tinyforge.store.db import Database
 from tinyforge.store.models import AuditLog
 
 log = logging.getLogger(__name__)
+_INSERT = insert(AuditLog)  # built once: compiled once, then cached by SQLAlchemy
 
 
 def record(
@@ -23,20 +24,18 @@ def record(
     project_id: int | None,
     detail: str = "",
 ) -> None:
-    """Write one audit row in its own transaction; failures are logged, never raised."""
+    """Write one audit row and return once it is committed (group-committed with other
+    writes: ``Database.write``); failures are logged, never raised."""
+    row = {
+        "method": method[:256],
+        "status": status,
+        "api_key_id": api_key_id,
+        "user_id": user_id,
+        "org_id": org_id,
+        "project_id": project_id,
+        "detail": detail[:4000],
+    }
     try:
-        # A Core INSERT: one short write transaction without the ORM unit of work.
-        with db.session() as s:
-            s.execute(
-                insert(AuditLog).values(
-                    method=method[:256],
-                    status=status,
-                    api_key_id=api_key_id,
-                    user_id=user_id,
-                    org_id=org_id,
-                    project_id=project_id,
-                    detail=detail[:4000],
-                )
-            )
+        db.writer.insert(_INSERT, row)
     except Exception:
         log.exception("could not write the audit row of %s", method)

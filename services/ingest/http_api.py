@@ -40,7 +40,7 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from services.common import audit
 from tinyforge.auth import POLICY, Principal, Target, authenticate, authorize
@@ -71,6 +71,7 @@ IN_MEMORY_LIMIT = 8 << 20  # parts up to this size are ingested from memory, lar
 SPOOL_BYTES = 1 << 20
 READ_CHUNK = 1 << 20
 LABEL_FILES = ("bounding_boxes.labels", "structured_labels.labels")
+_PROJECT_ORG = select(Project.org_id).where(Project.id == bindparam("pid"))  # built once
 
 
 def _truthy(value: str | None) -> bool:
@@ -192,7 +193,7 @@ class IngestionApi:
                                           "header (the numeric project id)",
                                           field="x-project-id")
                 project_id = int(raw_project)
-            org_id = s.scalar(select(Project.org_id).where(Project.id == project_id))
+            org_id = s.connection().scalar(_PROJECT_ORG, {"pid": project_id})
             if org_id is None:
                 raise PermissionDenied(f"project {project_id} is not accessible with this key")
             target = Target(org_id, project_id)

@@ -61,8 +61,9 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
             for msg in request_iterator:
                 if msg.WhichOneof("part") != "chunk":
                     raise InvalidArgument("only chunks may follow the header", field="header")
-                total += len(msg.chunk)
-                yield msg.chunk
+                chunk = msg.chunk  # one access: each one copies the bytes out of the message
+                total += len(chunk)
+                yield chunk
             if not context.is_active():
                 raise Cancelled("the client went away during the upload")
             if expected and total != expected:

@@ -114,3 +114,36 @@ def test_50_concurrent_uploaders_40_samples_each(ingest, tenant, platform) -> No
     assert len(stored(platform, pid)[1]) == 4000
     devs = ingest.stub.ListDevices(ipb.ListDevicesRequest(project_id=pid), metadata=ingest.md)
     assert sorted(d.sample_count for d in devs.devices) == [400] * 5
+
+
+def test_concurrent_duplicates_store_exactly_one(ingest, tenant, platform) -> None:
+    """Uploads are group-committed in batches: 24 concurrent uploads of the same content with
+    disallow_duplicates store exactly one sample; the others get ALREADY_EXISTS and leave
+    no row or object behind, while distinct uploads in the same batches all succeed."""
+    pid = tenant.project_id
+    same = envelope([[7, 7], [8, 8]])
+    before = stored(platform, pid)
+
+    def one(i: int) -> str:
+        ch = grpc.insecure_channel(platform.address)
+        stub = ingest_service_pb2_grpc.IngestServiceStub(ch)
+        data = same if i % 2 == 0 else envelope([[i, 1000 + i], [i, i]])
+        try:
+            stub.UploadSample(ipb.UploadSampleRequest(
+                project_id=pid, data=data, options=ipb.UploadOptions(
+                    filename=f"dup{i}.json", label="dup", disallow_duplicates=True)),
+                metadata=ingest.md, timeout=120)
+            return "ok-same" if i % 2 == 0 else "ok-other"
+        except grpc.RpcError as e:
+            return e.code().name
+        finally:
+            ch.close()
+
+    with ThreadPoolExecutor(48) as pool:
+        outcomes = list(pool.map(one, range(48)))
+    assert outcomes.count("ok-same") == 1
+    assert outcomes.count("ALREADY_EXISTS") == 23
+    assert outcomes.count("ok-other") == 24
+    rows, objects = stored(platform, pid)
+    assert rows == before[0] + 25
+    assert len(objects) == len(before[1]) + 50  # original + canonical per stored sample

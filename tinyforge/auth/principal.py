@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from tinyforge.auth.keys import hash_secret, is_well_formed, shown_prefix
@@ -15,6 +15,19 @@ from tinyforge.store.models import ApiKey, Membership, Role
 _RANK = {Role.GUEST: 1, Role.MEMBER: 2, Role.ADMIN: 3}
 # last_used_at is refreshed at most this often, so reads don't turn into writes.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+_KEY_QUERY = (
+    select(
+        ApiKey.id, ApiKey.prefix, ApiKey.org_id, ApiKey.project_id, ApiKey.user_id,
+        ApiKey.role, ApiKey.revoked_at, ApiKey.last_used_at, Membership.role,
+    )
+    .outerjoin(
+        Membership,
+        (Membership.org_id == ApiKey.org_id) & (Membership.user_id == ApiKey.user_id),
+    )
+    .where(ApiKey.key_hash == bindparam("h"))
+)
 
 
 def role_at_least(role: Role, required: Role) -> bool:
@@ -58,19 +71,10 @@ def authenticate(session: Session, secret: str) -> Principal:
         raise Unauthenticated(
             "malformed API key: expected 'tf_' followed by 40 characters", field="x-api-key"
         )
-    # One column query (key + the user's membership): no ORM identity map on this hot path.
-    # Nothing is cached, so a revoked key or a removed member is refused on the very next call.
-    row = session.execute(
-        select(
-            ApiKey.id, ApiKey.prefix, ApiKey.org_id, ApiKey.project_id, ApiKey.user_id,
-            ApiKey.role, ApiKey.revoked_at, ApiKey.last_used_at, Membership.role,
-        )
-        .outerjoin(
-            Membership,
-            (Membership.org_id == ApiKey.org_id) & (Membership.user_id == ApiKey.user_id),
-        )
-        .where(ApiKey.key_hash == hash_secret(secret))
-    ).first()
+    # One prebuilt column query (key + the user's membership) run on the Core connection:
+    # no ORM layer and no statement construction on this hot path. Nothing is cached, so a
+    # revoked key or a removed member is refused on the very next call.
+    row = session.connection().execute(_KEY_QUERY, {"h": hash_secret(secret)}).first()
     if row is None:
         raise Unauthenticated(f"unknown API key {shown_prefix(secret)}…", field="x-api-key")
     key_id, prefix, org_id, project_id, user_id, role, revoked_at, last_used_at, member_role = row

@@ -22,9 +22,14 @@ the size limit enforced on the way (nothing is visible until complete), then par
 streamed WAV is validated from its header and size (plus a NaN/Inf scan for float WAVs)
 without decoding it, in constant memory.
 
-The database work of an upload is three short transactions of Core statements (reserve the
-id, then pending -> ready + device counter; plus the caller's audit row); nothing is cached,
-so project settings (HMAC key) and key revocations apply to the very next upload.
+The database writes of an upload (reserve the id; pending -> ready + duplicate check +
+device counter; the caller's audit row) go through the process's group committer
+(:class:`tinyforge.store.db.GroupCommitter`): one writer thread commits the writes of all
+concurrent uploads together — reserves as one multi-row INSERT, finishes as one multi-row
+UPDATE plus one counter update per device — and each upload returns only once its own
+writes are committed. A duplicate or a vanished row in a batch makes the batch re-run one
+upload at a time, so exactly the culprit fails. Reads use prebuilt statements and nothing
+is cached, so project settings (HMAC key) and key revocations apply to the very next upload.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tinyforge.accounts.projects import get_project
@@ -68,7 +72,7 @@ from tinyforge.data.labels import (
 from tinyforge.data.splits import DEFAULT_TEST_FRACTION, split_for_hash
 from tinyforge.data.wav import WavHeadTooShort, check_float_samples, inspect_wav, is_wav
 from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound
-from tinyforge.store.db import Database
+from tinyforge.store.db import BatchOp, Database
 from tinyforge.store.models import Device, Project, Sample
 from tinyforge.store.objects import ObjectStore
 
@@ -80,12 +84,8 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 STALE_PENDING_S = 3600.0  # a pending row older than this belongs to a dead upload
 
-# SQLite: pysqlite opens a transaction only at the first write, so "read, then write" in one
-# session is not atomic across threads. Duplicate checks and device counters need that, so
-# the (short) finishing transactions of one process are serialised.
-_finish_lock = threading.Lock()
-
 _SAMPLES = Sample.__table__
+_RESERVE_STMT = insert(_SAMPLES)
 _FINISH_STMT: Any = None
 
 
@@ -275,9 +275,8 @@ class SampleStore:
     def _project(self, project_id: int) -> tuple[str, bool]:
         # Read per upload (never cached): a rotated HMAC key applies to the next upload.
         check_id(project_id, "project_id")
-        with self.db.session() as s:
-            row = s.execute(select(Project.hmac_key, Project.allow_unsigned_data)
-                            .where(Project.id == project_id)).first()
+        with self.db.read() as conn:
+            row = conn.execute(_PROJECT_QUERY, {"pid": project_id}).first()
         if row is None:
             raise NotFound(f"project {project_id} does not exist", field="project_id")
         return row[0], row[1]
@@ -288,21 +287,18 @@ class SampleStore:
                             allow_unsigned=allow_unsigned, frequency_hz=opts.frequency_hz,
                             max_bytes=self.max_upload_bytes)
 
-    def _check_duplicate(self, s: Session, project_id: int, sha: str, exclude: int) -> None:
-        dup = s.scalar(select(Sample.id).where(
-            Sample.project_id == project_id, Sample.sha256 == sha, Sample.state == READY,
-            Sample.id != exclude).limit(1))
+    def _check_duplicate(self, s: Session | Connection, project_id: int, sha: str,
+                         exclude: int) -> None:
+        dup = s.scalar(_DUP_QUERY, {"pid": project_id, "sha": sha, "ex": exclude})
         if dup is not None:
             raise AlreadyExists(f"a sample with the same content (sha256 {sha[:12]}…) already "
                                 f"exists: sample {dup}", field="data")
 
     def _reserve(self, project_id: int, chk: _Checked, opts: UploadOptions) -> int:
-        # Core INSERT (no ORM unit of work): one short write transaction.
-        with self.db.session() as s:
-            res = s.execute(insert(_SAMPLES).values(
-                project_id=project_id, state=PENDING, filename=chk.filename,
-                category="training", upload_source=opts.upload_source.strip()))
-            return int(res.inserted_primary_key[0])
+        # Core INSERT, group-committed with the other uploads' writes (Database.write).
+        params = {"project_id": project_id, "state": PENDING, "filename": chk.filename,
+                  "category": "training", "upload_source": opts.upload_source.strip()}
+        return int(self.db.writer.insert(_RESERVE_STMT, params, returning_id=True))
 
     def _discard(self, project_id: int, sample_id: int) -> None:
         """Remove the objects and the pending row of a failed upload (never raises)."""
@@ -311,10 +307,9 @@ class SampleStore:
         except Exception:
             log.exception("could not delete the objects of failed upload %s", sample_id)
         try:
-            with self.db.session() as s:
-                row = s.get(Sample, sample_id)
-                if row is not None and row.state == PENDING:
-                    s.delete(row)
+            self.db.write(lambda conn: conn.execute(
+                delete(_SAMPLES).where(_SAMPLES.c.id == sample_id,
+                                       _SAMPLES.c.state == PENDING)))
         except Exception:
             log.exception("could not delete the pending row of failed upload %s", sample_id)
 
@@ -344,17 +339,12 @@ class SampleStore:
         values = {"v_" + ("metadata" if k == "sample_metadata" else k): v
                   for k, v in fields.items()}
         values.update(w_id=sample_id, w_state=PENDING)
-        # One short write transaction with Core statements (the ORM unit of work costs more
-        # than SQLite itself here): duplicate check, pending -> ready, device counter.
-        with _finish_lock, self.db.session() as s:
-            if opts.disallow_duplicates:
-                self._check_duplicate(s, project_id, sha, sample_id)
-            res = s.execute(_finish_statement(), values)
-            if res.rowcount != 1:
-                raise NotFound(f"sample {sample_id} vanished during its upload", field="sample_id")
-            name = fields["device_name"] or fields["device_type"]
-            if name:
-                _touch_device(s, project_id, name[:256], fields["device_type"])
+        # Core statements, group-committed (Database.write: one writer thread, so the
+        # duplicate check and the device counter see every earlier upload of this process):
+        # duplicate check, pending -> ready, device counter. Returns once committed.
+        name = fields["device_name"] or fields["device_type"]
+        self.db.write(_FinishOp(project_id, sample_id, sha, opts.disallow_duplicates, values,
+                                name[:256], fields["device_type"], now))
         return Sample(id=sample_id, project_id=project_id, **fields)
 
     def ingest_bytes(self, project_id: int, data: bytes, opts: UploadOptions) -> Sample:
@@ -594,17 +584,32 @@ class SampleStore:
 
     def delete(self, project_id: int, sample_ids: list[int]) -> int:
         """Delete samples (rows first, then their objects). Returns the count."""
-        with _finish_lock, self.db.session() as s:
-            rows = self._rows(s, project_id, sample_ids)
-            for r in rows:
-                name = r.device_name or r.device_type
+        wanted = sorted(set(sample_ids))
+        if not wanted:
+            raise InvalidArgument("sample_ids is empty", field="sample_ids")
+
+        def op(conn: Connection) -> list[int]:
+            # Through the group committer, like ingest: device counters are only ever
+            # changed by the one writer thread.
+            rows = conn.execute(select(_SAMPLES.c.id, _SAMPLES.c.device_name,
+                                       _SAMPLES.c.device_type).where(
+                _SAMPLES.c.id.in_(wanted), _SAMPLES.c.project_id == project_id,
+                _SAMPLES.c.state == READY)).all()
+            missing = sorted(set(wanted) - {r[0] for r in rows})
+            if missing:
+                raise NotFound(f"samples {missing[:10]} do not exist in project {project_id}",
+                               field="sample_ids")
+            count = _DEVICES.c.sample_count
+            for _sid, dev_name, dev_type in rows:
+                name = dev_name or dev_type
                 if name:
-                    dev = s.scalar(select(Device).where(Device.project_id == project_id,
-                                                        Device.name == name[:256]))
-                    if dev is not None:
-                        dev.sample_count = max(0, dev.sample_count - 1)
-                s.delete(r)
-            ids = [r.id for r in rows]
+                    conn.execute(update(_DEVICES).where(
+                        _DEVICES.c.project_id == project_id, _DEVICES.c.name == name[:256])
+                        .values(sample_count=case((count > 0, count - 1), else_=0)))
+            conn.execute(delete(_SAMPLES).where(_SAMPLES.c.id.in_([r[0] for r in rows])))
+            return [r[0] for r in rows]
+
+        ids = self.db.write(op)
         for sid in ids:  # rows are gone: unreferenced objects are garbage, never half samples
             try:
                 self.objects.delete_prefix(raw_prefix(project_id, sid))
@@ -699,18 +704,102 @@ class SampleStore:
         return removed
 
 
-def _touch_device(s: Session, project_id: int, name: str, device_type: str) -> None:
-    # Core statements; callers hold _finish_lock (SQLite) or rely on the unique constraint.
+_DEV_WHERE = (_DEVICES.c.project_id == bindparam("pid"), _DEVICES.c.name == bindparam("nm"))
+# Prebuilt (compiled once): with and without a new device type.
+_DEV_SEEN = update(_DEVICES).where(*_DEV_WHERE).values(
+    last_seen=bindparam("now"), sample_count=_DEVICES.c.sample_count + 1)
+_DEV_SEEN_TYPE = _DEV_SEEN.values(device_type=bindparam("dt"))
+_DEV_INSERT = insert(_DEVICES)
+_PROJECT_QUERY = select(Project.hmac_key, Project.allow_unsigned_data).where(
+    Project.id == bindparam("pid"))
+_DUP_QUERY = select(_SAMPLES.c.id).where(
+    _SAMPLES.c.project_id == bindparam("pid"), _SAMPLES.c.sha256 == bindparam("sha"),
+    _SAMPLES.c.state == READY, _SAMPLES.c.id != bindparam("ex")).limit(1)
+
+
+_DEV_SEEN_N = update(_DEVICES).where(*_DEV_WHERE).values(
+    last_seen=bindparam("now"), sample_count=_DEVICES.c.sample_count + bindparam("n"))
+_DEV_SEEN_N_TYPE = _DEV_SEEN_N.values(device_type=bindparam("dt"))
+
+
+class _FinishOp(BatchOp):
+    """pending -> ready of one upload (+ duplicate check, + device counter), run by the group
+    committer. A batch of them is one multi-row UPDATE plus one counter update per device;
+    a duplicate or a vanished row makes the batch fall back to one operation at a time
+    (BatchOp), where exactly the culprit fails."""
+
+    __slots__ = ("check_dup", "dev_name", "dev_type", "now", "project_id", "sample_id",
+                 "sha", "values")
+    group_key = "finish"
+
+    def __init__(self, project_id: int, sample_id: int, sha: str, check_dup: bool,
+                 values: dict[str, Any], dev_name: str, dev_type: str, now: datetime) -> None:
+        self.project_id, self.sample_id, self.sha = project_id, sample_id, sha
+        self.check_dup, self.values = check_dup, values
+        self.dev_name, self.dev_type, self.now = dev_name, dev_type, now
+
+    def _dup(self, conn: Connection) -> None:
+        dup = conn.scalar(_DUP_QUERY, {"pid": self.project_id, "sha": self.sha,
+                                       "ex": self.sample_id})
+        if dup is not None:
+            raise AlreadyExists(f"a sample with the same content (sha256 {self.sha[:12]}…) "
+                                f"already exists: sample {dup}", field="data")
+
+    def __call__(self, conn: Connection) -> None:
+        if self.check_dup:
+            self._dup(conn)
+        if conn.execute(_finish_statement(), self.values).rowcount != 1:
+            raise NotFound(f"sample {self.sample_id} vanished during its upload",
+                           field="sample_id")
+        if self.dev_name:
+            _touch_device(conn, self.project_id, self.dev_name, self.dev_type)
+
+    @classmethod
+    def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        if len(ops) == 1 or not conn.dialect.supports_sane_multi_rowcount:
+            return [op(conn) for op in ops]
+        shas: set[tuple[int, str]] = set()
+        for op in ops:
+            # a duplicate of an earlier upload of this very batch is caught too
+            if op.check_dup and (op.project_id, op.sha) in shas:
+                raise AlreadyExists("duplicate inside a batch", field="data")
+            if op.check_dup:
+                op._dup(conn)
+            shas.add((op.project_id, op.sha))
+        if conn.execute(_finish_statement(), [op.values for op in ops]).rowcount != len(ops):
+            raise NotFound("a sample of the batch vanished during its upload",
+                           field="sample_id")
+        devices: dict[tuple[int, str], list[Any]] = {}
+        for op in ops:
+            if op.dev_name:
+                d = devices.setdefault((op.project_id, op.dev_name), [0, "", op.now])
+                d[0] += 1
+                d[1] = op.dev_type or d[1]
+                d[2] = max(d[2], op.now)
+        for (pid, name), (n, dev_type, now) in devices.items():
+            params: dict[str, Any] = {"pid": pid, "nm": name, "now": now, "n": n}
+            if dev_type:
+                params["dt"] = dev_type
+            res = conn.execute(_DEV_SEEN_N_TYPE if dev_type else _DEV_SEEN_N, params)
+            if res.rowcount == 0:
+                conn.execute(_DEV_INSERT, {"project_id": pid, "name": name,
+                                           "device_type": dev_type, "first_seen": now,
+                                           "last_seen": now, "sample_count": n})
+        return [None] * len(ops)
+
+
+def _touch_device(s: Connection, project_id: int, name: str, device_type: str) -> None:
+    # Core statements, run by the group committer's one writer thread (no lost updates in a
+    # process; across processes the unique constraint guards the insert).
     now = datetime.now(UTC)
-    changes: dict[str, Any] = {"last_seen": now, "sample_count": _DEVICES.c.sample_count + 1}
+    params: dict[str, Any] = {"pid": project_id, "nm": name, "now": now}
     if device_type:
-        changes["device_type"] = device_type
-    res = s.execute(update(_DEVICES).where(_DEVICES.c.project_id == project_id,
-                                           _DEVICES.c.name == name).values(changes))
+        params["dt"] = device_type
+    res = s.execute(_DEV_SEEN_TYPE if device_type else _DEV_SEEN, params)
     if res.rowcount == 0:
-        s.execute(insert(_DEVICES).values(project_id=project_id, name=name,
-                                          device_type=device_type, first_seen=now,
-                                          last_seen=now, sample_count=1))
+        s.execute(_DEV_INSERT, {"project_id": project_id, "name": name,
+                                "device_type": device_type, "first_seen": now,
+                                "last_seen": now, "sample_count": 1})
 
 
 def project_exists(db: Database, project_id: int) -> Project:

@@ -2,24 +2,43 @@
 
 Schema creation is ``Base.metadata.create_all`` for now; Alembic migrations come once the
 schema settles (DESIGN.md §3).
+
+Hot write paths (sample ingest, audit rows) go through :class:`GroupCommitter`
+(``Database.writer``): one writer thread per process runs the queued write operations of
+many callers in one transaction and commits once. Each caller blocks until *its* operation
+is committed (or failed), so the per-call guarantee is unchanged; what is shared is the
+commit and the write lock (SQLite has one writer at a time: threads that each open a write
+transaction contend for it and sleep in SQLite's busy handler).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from tinyforge.store.models import Base
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+WriteOp = Callable[[Connection], Any]
 
 
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` with settings that suit concurrent service threads."""
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+            # No pre-ping: a file database cannot drop a connection, and the ping was an extra
+            # round trip on every checkout (every request).
+            url, connect_args={"check_same_thread": False, "timeout": 30}
         )
 
         @event.listens_for(engine, "connect")
@@ -51,6 +70,31 @@ class Database:
         self.engine = make_engine(url)
         init_db(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer: GroupCommitter | None = None
+        self._writer_lock = threading.Lock()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A Core connection for a few reads (no ORM session: cheaper on hot paths). Its
+        transaction ends when the block does, so the next read sees the latest commits."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @property
+    def writer(self) -> GroupCommitter:
+        """The process's group committer for this database (started on first use)."""
+        w = self._writer
+        if w is None or w.pid != os.getpid():  # a forked child has no writer thread
+            with self._writer_lock:
+                w = self._writer
+                if w is None or w.pid != os.getpid():
+                    w = self._writer = GroupCommitter(self.engine)
+        return w
+
+    def write(self, op: Callable[[Connection], T]) -> T:
+        """Run ``op(connection)`` in a group-committed transaction and return its result once
+        it is committed; its exception (and nothing of its writes) if it failed."""
+        return self.writer.run(op)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -66,4 +110,181 @@ class Database:
             s.close()
 
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self.engine.dispose()
+
+
+_STOP = object()
+_RETURNING: dict[Any, Any] = {}
+
+
+def _returning(stmt: Insert) -> Any:
+    """``stmt ... RETURNING <primary key>`` in parameter order, built once per statement."""
+    r = _RETURNING.get(stmt)
+    if r is None:
+        pk = list(stmt.table.primary_key.columns)[0]  # type: ignore[attr-defined]
+        r = _RETURNING[stmt] = stmt.returning(pk, sort_by_parameter_order=True)
+    return r
+
+
+class BatchOp:
+    """A write operation that the group committer may run together with the other queued
+    operations of its class and ``group_key`` (``run_group``: one multi-row statement
+    instead of one statement each). Called alone (``op(conn)``) after a failed batch, so
+    ``run_group`` may simply raise when anything is unusual (a duplicate, a missing row):
+    each operation is then re-run on its own and only the culprit fails."""
+
+    group_key: Any = None
+
+    def __call__(self, conn: Connection) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        """Run ``ops`` (same class and group key) in the open transaction; their results."""
+        return [op(conn) for op in ops]
+
+
+class _InsertOp(BatchOp):
+    """A one-row insert queued on the group committer (grouped with its batch-mates)."""
+
+    __slots__ = ("group_key", "params", "returning_id", "stmt")
+
+    def __init__(self, stmt: Insert, params: dict[str, Any], returning_id: bool) -> None:
+        self.stmt, self.params, self.returning_id = stmt, params, returning_id
+        self.group_key = (stmt, returning_id)
+
+    def __call__(self, conn: Connection) -> Any:  # alone (after a failed batch)
+        res = conn.execute(self.stmt, self.params)
+        return int(res.inserted_primary_key[0]) if self.returning_id else None
+
+    @classmethod
+    def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        rows = [op.params for op in ops]
+        if not ops[0].returning_id:
+            conn.execute(ops[0].stmt, rows)
+            return [None] * len(ops)
+        ids = conn.execute(_returning(ops[0].stmt), rows).scalars().all()
+        if len(ids) != len(ops):
+            raise RuntimeError("multi-row insert returned a wrong number of ids")
+        return [int(i) for i in ids]
+
+
+class GroupCommitter:
+    """A writer thread that commits the queued write operations of many threads together.
+
+    An operation is ``op(connection) -> result`` made of Core statements on the given
+    connection; it must touch nothing but the database (it may be run a second time after
+    a rollback). The thread takes every operation waiting in the queue (up to
+    ``max_batch``), runs them in one transaction and commits once. If any of them raises or
+    the commit fails, the batch is rolled back and each operation is re-run in a transaction
+    of its own, so one caller's failure (a duplicate, a vanished row) never undoes or fails
+    another caller's write. A caller's :meth:`run` returns only after its operation is
+    committed.
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self.pid = os.getpid()
+        self._thread = threading.Thread(target=self._loop, name="tf-db-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0  # commits so far (for tests and benchmarks)
+        self.ops = 0
+
+    def submit(self, op: Callable[[Connection], T]) -> Future[T]:
+        """Queue ``op``; the future resolves after the commit that includes it."""
+        fut: Future[T] = Future()
+        if threading.current_thread() is self._thread:  # would wait on itself forever
+            raise RuntimeError("a group-commit operation cannot queue another one")
+        if self._closed:
+            raise RuntimeError("the database writer is closed")
+        self._queue.put((op, fut))
+        return fut
+
+    def insert(self, stmt: Insert, params: dict[str, Any], *, returning_id: bool = False) -> Any:
+        """Insert one row with ``stmt`` (a prebuilt ``insert(table)``) and wait until it is
+        committed; returns the new primary key with ``returning_id``. The inserts of a batch
+        that use the same statement run as one multi-row statement (executemany / RETURNING
+        in parameter order) instead of one statement each."""
+        return self.submit(_InsertOp(stmt, params, returning_id)).result()  # type: ignore[arg-type]
+
+    def run(self, op: Callable[[Connection], T]) -> T:
+        """Queue ``op`` and wait until it is committed; returns its result or raises its
+        exception."""
+        return self.submit(op).result()
+
+    def close(self) -> None:
+        """Finish the queued operations and stop the thread."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+
+    # -- the writer thread
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            batch = [(op, fut) for op, fut in batch if fut.set_running_or_notify_cancel()]
+            if batch:
+                try:
+                    self._commit(batch)
+                except BaseException as exc:  # never leave a caller waiting forever
+                    log.exception("database writer failed")
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[WriteOp, Future[Any]]]) -> None:
+        # Callers are independent (each waits for its previous write before queueing the
+        # next), so the order inside a batch is free: grouped inserts first.
+        results: list[Any] = [None] * len(batch)
+        groups: dict[tuple[Any, Any], list[int]] = {}
+        for i, (op, _) in enumerate(batch):
+            if isinstance(op, BatchOp):
+                groups.setdefault((type(op), op.group_key), []).append(i)
+        try:
+            with self.engine.begin() as conn:
+                for (kind, _key), idx in groups.items():
+                    out = kind.run_group(conn, [batch[i][0] for i in idx])  # type: ignore[misc]
+                    for i, res in zip(idx, out, strict=True):
+                        results[i] = res
+                for i, (op, _) in enumerate(batch):
+                    if not isinstance(op, BatchOp):
+                        results[i] = op(conn)
+        except BaseException:
+            # Someone's operation failed (or the commit did): nothing of the batch was
+            # committed. Re-run each alone so only the failing ones fail.
+            for op, fut in batch:
+                try:
+                    with self.engine.begin() as conn:
+                        res = op(conn)
+                except BaseException as exc:  # handed to the caller
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(res)
+            self.batches += len(batch)
+            self.ops += len(batch)
+            return
+        self.batches += 1
+        self.ops += len(batch)
+        for (_, fut), res in zip(batch, results, strict=True):
+            fut.set_result(res)

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -51,6 +52,7 @@ _SEGMENT_RE = re.compile(f"[{_SEGMENT_CHARS}]+")
 _META_KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _RESERVED_META_KEYS = frozenset({"sha256"})
 _READ_CHUNK = 1 << 20  # 1 MiB: how much a file-like source is asked for at a time
+_OVERLAP_MIN = 256 * 1024  # chunks at least this big are hashed while being written
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,8 @@ class _MeteredSource:
     counting them on the way, and raising ResourceExhausted as soon as more than ``max_bytes``
     arrive. ``read(n)`` makes it a file-like object for the S3 SDK."""
 
-    def __init__(self, source: BinaryIO | Iterable[bytes], max_bytes: int | None, key: str):
+    def __init__(self, source: BinaryIO | Iterable[bytes], max_bytes: int | None, key: str,
+                 *, hash_inline: bool = True):
         if isinstance(source, (bytes, bytearray, memoryview)):
             source = [bytes(source)]
         if hasattr(source, "read"):
@@ -207,6 +210,9 @@ class _MeteredSource:
             )
         self._max = max_bytes
         self._key = key
+        # hash_inline=False: the consumer calls hash() on every chunk itself (to overlap
+        # hashing with writing on another core); push_back/read are then not supported.
+        self._hash_inline = hash_inline
         self._sha = hashlib.sha256()
         self.size = 0
         self._pending = memoryview(b"")  # pulled (and hashed) but not handed out yet
@@ -231,8 +237,13 @@ class _MeteredSource:
                     f"object {self._key!r} is larger than the limit of {self._max} bytes",
                     field="size",
                 )
-            self._sha.update(chunk)
+            if self._hash_inline:
+                self._sha.update(chunk)
             yield chunk
+
+    def hash(self, chunk: bytes | memoryview) -> None:
+        """Add a chunk to the sha256 (only with ``hash_inline=False``)."""
+        self._sha.update(chunk)
 
     def chunks(self) -> Iterator[bytes | memoryview]:
         """Every remaining chunk, in order (pushed-back bytes first)."""
@@ -562,13 +573,34 @@ class LocalObjectStore(ObjectStore):
             raise AlreadyExists(
                 f"object {key!r} already exists (objects are immutable)", field="key"
             )
-        src = _MeteredSource(source, max_bytes, key)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="data-")
+        src = _MeteredSource(source, max_bytes, key, hash_inline=False)
+        fd, tmp = self._tmp_name("data-")
         tmp_path: str | None = tmp
+        hasher: ThreadPoolExecutor | None = None
+        hashing: list[Future[None]] = []
         try:
             with os.fdopen(fd, "wb") as f:
                 for chunk in src.chunks():
-                    f.write(chunk)
+                    if len(chunk) >= _OVERLAP_MIN:
+                        # Hash on another core while this one writes and pulls the next
+                        # chunk: hashlib and file writes release the GIL for large buffers.
+                        # The one hashing thread keeps the chunk order. An immutable chunk
+                        # may still be hashing when the next one is pulled (at most 2 in
+                        # flight); a mutable one (a reused buffer) is hashed before that.
+                        if hasher is None:
+                            hasher = ThreadPoolExecutor(1, thread_name_prefix="tf-sha256")
+                        hashing.append(hasher.submit(src.hash, chunk))
+                        f.write(chunk)
+                        while hashing and (len(hashing) > 1 or not isinstance(chunk, bytes)):
+                            hashing.pop(0).result()
+                    else:
+                        for done in hashing:
+                            done.result()
+                        hashing.clear()
+                        src.hash(chunk)
+                        f.write(chunk)
+                for done in hashing:
+                    done.result()
                 f.flush()
                 self._fsync(f.fileno())
             info = ObjectInfo(key, src.size, src.sha256, content_type, meta)
@@ -583,6 +615,8 @@ class LocalObjectStore(ObjectStore):
                 self._prune(kdir)
                 raise
         finally:
+            if hasher is not None:
+                hasher.shutdown(wait=False)
             if tmp_path is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_path)
