@@ -122,8 +122,8 @@ wait_http "http://127.0.0.1:4810/"
 log "4a. project + project API key"
 PROJECT_ID="$(tinyforge project create e2e-motion --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')"
 export TINYFORGE_PROJECT_ID="$PROJECT_ID"
-PROJECT_KEY="$(tinyforge apikey create --project "$PROJECT_ID" --role member --json \
-  | python3 -c 'import json,sys;print(json.load(sys.stdin)["api_key"])')"
+PROJECT_KEY="$(tinyforge apikey create --project-id "$PROJECT_ID" --role member --json \
+  | python3 -c 'import json,sys;print(json.load(sys.stdin)["secret"])')"
 echo "project $PROJECT_ID"
 
 log "4b. ingest a small data set over the Edge-Impulse HTTP API"
@@ -165,39 +165,42 @@ tinyforge dataset summary --json | tee "$WORK/summary.json"
 python3 - "$WORK/summary.json" "$uploaded" <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
-total = summary.get("total") or sum(summary.get("per_label", {}).values())
+total = int(summary["total_count"])
 assert total == int(sys.argv[2]), f"dataset has {total} samples, uploaded {sys.argv[2]}"
 PY
 
-log "4c. impulse + features (an Argo workflow)"
-tinyforge impulse create --window-ms 2000 --stride-ms 500 --frequency 100 \
-  --dsp spectral-analysis --learn classifier
-tinyforge features generate --wait
-kubectl -n "$NS" get workflows
+log "4c. impulse + features (an Argo workflow when the dsp service runs the argo engine)"
+IMPULSE_ID="$(tinyforge impulse create e2e --json --definition '{
+  "input": {"type": "time-series", "window_size_ms": 2000, "window_stride_ms": 500,
+            "frequency_hz": 100, "axes": ["accX", "accY", "accZ"]},
+  "processing": [{"name": "spectral", "block": "spectral_analysis"}],
+  "learning": [{"name": "nn", "type": "classifier", "inputs": ["spectral"]}]}' \
+  | python3 -c 'import json,sys;print(json.load(sys.stdin)["impulse_id"])')"
+tinyforge features generate "$IMPULSE_ID"
+kubectl -n "$NS" get workflows || true
 
-log "4d. train (an Argo workflow)"
-tinyforge train --epochs 30 --wait --json | tee "$WORK/train.json"
+log "4d. train"
+tinyforge train --impulse "$IMPULSE_ID" --epochs 30 --json | tee "$WORK/train.json"
 python3 - "$WORK/train.json" <<'PY'
 import json, sys
-result = json.load(open(sys.argv[1]))
-acc = result["metrics"]["accuracy"]
+model = json.load(open(sys.argv[1]))
+acc = model["int8_accuracy"] if model.get("int8_accuracy") is not None else model["float_accuracy"]
 assert acc >= 0.8, f"validation accuracy {acc} < 0.8 on an easy two-class set"
-print("accuracy", acc)
+print("model", model["id"], "accuracy", acc)
 PY
 
-log "4e. build a C library and compile it"
-tinyforge build --format c-library --target host -o "$WORK/lib.zip"
+log "4e. build a C library (verified on the builder) and compile it here"
+tinyforge build --format c-library --target linux-x86_64 -o "$WORK/lib.zip"
 mkdir -p "$WORK/lib" && python3 -m zipfile -e "$WORK/lib.zip" "$WORK/lib"
-if command -v cmake >/dev/null && [ -f "$WORK/lib/CMakeLists.txt" ]; then
-  cmake -S "$WORK/lib" -B "$WORK/lib/build" >/dev/null && cmake --build "$WORK/lib/build" >/dev/null
-  echo "C library compiled"
-else
-  ls -R "$WORK/lib" | head -20
-fi
+make -C "$WORK/lib" >/dev/null && echo "C library compiled"
 
 log "4f. deploy an InferenceService and query it"
-MODEL=e2e-motion
-tinyforge deploy kserve --name "$MODEL" --wait
+# The kserve build uploads the model directory to MinIO and ships the InferenceService for it.
+tinyforge build --format kserve --target linux-x86_64 -o "$WORK/kserve.zip"
+mkdir -p "$WORK/kserve" && python3 -m zipfile -e "$WORK/kserve.zip" "$WORK/kserve"
+MODEL="$(python3 -c 'import sys,yaml;print(yaml.safe_load(open(sys.argv[1]))["metadata"]["name"])' \
+  "$WORK/kserve/inferenceservice.yaml")"
+kubectl -n "$NS" apply -f "$WORK/kserve/inferenceservice.yaml"
 kubectl -n "$NS" wait --for=condition=Ready "inferenceservice/$MODEL" --timeout="$TIMEOUT"
 forward "svc/$MODEL-predictor" "8080:80"
 wait_http "http://127.0.0.1:8080/v2/health/ready"
