@@ -9,18 +9,26 @@ complete). :func:`add_feature_tasks` lets other pipelines (retrain) embed the sa
 
 from __future__ import annotations
 
-from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+from typing import TYPE_CHECKING, Any
 
-from hera_workflows.common import exit_handler, pipeline_parameters, step_template
+if TYPE_CHECKING:  # Hera is imported inside the builders: services import NAME at start-up
+    from hera.workflows import Task, WorkflowTemplate
 
 NAME = "tinyforge-generate-features"
+#: (task, output parameter) holding the job result: the publish step's generation summary.
+RESULT = ("publish", "summary")
 IDS = ["project-id", "impulse-id", "version"]
-#: Workflow parameters of the feature stage, with defaults.
-FEATURE_PARAMETERS = [
-    Parameter(name="version", value="0"),
-    Parameter(name="max-shards", value="8"),
-    Parameter(name="min-samples-per-shard", value="200"),
-]
+
+
+def feature_parameters() -> list[Any]:
+    """Workflow parameters of the feature stage, with defaults."""
+    from hera.workflows import Parameter
+
+    return [
+        Parameter(name="version", value="0"),
+        Parameter(name="max-shards", value="8"),
+        Parameter(name="min-samples-per-shard", value="200"),
+    ]
 
 
 def wf_args(*names: str) -> dict[str, str]:
@@ -31,6 +39,8 @@ def wf_args(*names: str) -> dict[str, str]:
 def add_feature_tasks() -> tuple[Task, Task]:
     """Inside an open WorkflowTemplate + DAG: the feature templates and tasks; returns the
     first and last task so callers can chain more stages after it."""
+    from hera_workflows.common import step_template
+
     plan = step_template(
         "features-plan",
         "features-plan",
@@ -69,11 +79,15 @@ def add_feature_tasks() -> tuple[Task, Task]:
 
 def generate_features_template() -> WorkflowTemplate:
     """The feature-generation pipeline (parameters: job-id, project-id, impulse-id, version)."""
+    from hera.workflows import DAG, WorkflowTemplate
+
+    from hera_workflows.common import exit_handler, pipeline_parameters
+
     with WorkflowTemplate(
         name=NAME,
         entrypoint="main",
         on_exit="record-status",
-        arguments=[*pipeline_parameters("impulse-id"), *FEATURE_PARAMETERS],
+        arguments=[*pipeline_parameters("impulse-id"), *feature_parameters()],
     ) as wt:
         exit_handler()
         with DAG(name="main"):

@@ -8,23 +8,31 @@ pipeline is what a schedule or an automation submits to refresh a model end to e
 
 from __future__ import annotations
 
-from hera.workflows import DAG, Parameter, WorkflowTemplate
+from typing import TYPE_CHECKING
 
-from hera_workflows.common import exit_handler, pipeline_parameters, step_template
-from hera_workflows.features import FEATURE_PARAMETERS, IDS, add_feature_tasks, wf_args
+from hera_workflows.features import IDS, add_feature_tasks, feature_parameters, wf_args
+
+if TYPE_CHECKING:
+    from hera.workflows import WorkflowTemplate
 
 RETRAIN = "tinyforge-retrain"
+#: (task, output parameter) holding the job result: the test step's summary.
+RESULT = ("test", "summary")
 
 
 def retrain_template() -> WorkflowTemplate:
     """features → train → test (parameters: job-id, project-id, impulse-id, version, ...)."""
+    from hera.workflows import DAG, Parameter, WorkflowTemplate
+
+    from hera_workflows.common import exit_handler, pipeline_parameters, step_template
+
     with WorkflowTemplate(
         name=RETRAIN,
         entrypoint="main",
         on_exit="record-status",
         arguments=[
             *pipeline_parameters("impulse-id"),
-            *FEATURE_PARAMETERS,
+            *feature_parameters(),
             Parameter(name="learn-block", value=""),
             Parameter(name="options", value="{}"),  # TrainOptions as JSON (epochs, seed, ...)
             Parameter(name="threshold", value="0.6"),

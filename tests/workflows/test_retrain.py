@@ -95,8 +95,12 @@ def test_retrain_pipeline_equals_the_stages_run_directly(platform, tenant, clien
     )
     for key in ("windows", "samples", "float_accuracy", "int8_accuracy", "dataset_hash"):
         assert piped_test[key] == direct_test[key], key
-    piped, direct_files = (client.get_model(piped_model), client.get_model(direct["model_id"]))
-    assert piped.int8_bytes == direct_files.int8_bytes
-    assert client.download_model_file(
-        piped_model, "model_int8.tflite"
-    ) == client.download_model_file(direct["model_id"], "model_int8.tflite")
+
+    # Same predictions per testing sample (the .tflite bytes themselves may differ: Keras
+    # numbers layer names per process, and names are stored in the file).
+    def predictions(model_id: int) -> list[tuple[int, str, str]]:
+        tr = client.get_test_result(model_id)
+        return sorted((r.sample_id, r.predicted_float, r.predicted_int8) for r in tr.samples)
+
+    assert predictions(piped_model) == predictions(direct["model_id"])
+    assert client.get_model(piped_model).int8_bytes > 0
