@@ -34,8 +34,12 @@ ENV VIRTUAL_ENV=/opt/tinyforge \
 
 # Wheels come from the build context through a bind mount, so they never land in a layer.
 # Byte-code is compiled here (the root filesystem is read-only at run time).
+# A bind mount is not part of the layer cache key: the wheel's hash is, so a changed TinyForge
+# wheel re-runs the install instead of reusing a stale layer.
+ARG TINYFORGE_WHEEL_SHA256=unknown
 RUN --mount=type=bind,source=.cache/image-wheels,target=/wheels \
-    python3 -m venv "$VIRTUAL_ENV" \
+    echo "tinyforge wheel ${TINYFORGE_WHEEL_SHA256}" \
+ && python3 -m venv "$VIRTUAL_ENV" \
  && "$VIRTUAL_ENV/bin/pip" install --no-index --find-links /wheels "tinyforge==${TINYFORGE_VERSION}" \
  && "$VIRTUAL_ENV/bin/python" -m compileall -q "$VIRTUAL_ENV/lib" >/dev/null || true
 

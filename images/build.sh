@@ -53,6 +53,7 @@ rm -f "$WHEELS"/tinyforge-*.whl
 echo "== wheelhouse: $WHEELS"
 "$PY" -m pip wheel -q --wheel-dir "$WHEELS" .
 case " $IMAGES " in *" builder "*) "$PY" -m pip wheel -q --wheel-dir "$WHEELS" esptool ;; esac
+WHEEL_SHA="$(cat "$WHEELS"/tinyforge-*.whl | sha256sum | cut -d' ' -f1)"
 
 for image in $IMAGES; do
   case "$image" in
@@ -73,6 +74,7 @@ for image in $IMAGES; do
   echo "== $ENGINE build $ref (base $BASE_IMAGE)"
   $ENGINE build "${pull_args[@]}" "${args[@]}" "$ref" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "TINYFORGE_VERSION=$VERSION" \
+    --build-arg "TINYFORGE_WHEEL_SHA256=$WHEEL_SHA" \
     "${extra[@]}" -f "$dockerfile" .
   if [ "${PUSH:-0}" = 1 ]; then $ENGINE push "$ref"; fi
 done

@@ -73,8 +73,10 @@ RUN set -eux; \
     done
 
 # TinyForge + dependencies + esptool from the host-built wheelhouse (bind mount: not a layer).
+ARG TINYFORGE_WHEEL_SHA256=unknown
 RUN --mount=type=bind,source=.cache/image-wheels,target=/wheels \
-    python3 -m venv "$VIRTUAL_ENV" \
+    echo "tinyforge wheel ${TINYFORGE_WHEEL_SHA256}" \
+ && python3 -m venv "$VIRTUAL_ENV" \
  && "$VIRTUAL_ENV/bin/pip" install --no-index --find-links /wheels \
       "tinyforge==${TINYFORGE_VERSION}" esptool \
  && ("$VIRTUAL_ENV/bin/python" -m compileall -q "$VIRTUAL_ENV/lib" >/dev/null || true)
