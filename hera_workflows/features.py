@@ -93,3 +93,7 @@ def generate_features_template() -> WorkflowTemplate:
         with DAG(name="main"):
             add_feature_tasks()
     return wt
+
+
+TEMPLATES = {NAME: generate_features_template}
+RESULTS = {NAME: RESULT}

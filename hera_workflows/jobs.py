@@ -41,15 +41,11 @@ class PipelineFailed(TinyForgeError):
 
 def result_output(pipeline: str) -> tuple[str, str]:
     """(task, output parameter) holding the JSON result of ``pipeline``'s job."""
-    from hera_workflows.features import NAME as FEATURES
-    from hera_workflows.features import RESULT as FEATURES_RESULT
-    from hera_workflows.training import RESULT as RETRAIN_RESULT
-    from hera_workflows.training import RETRAIN
+    from hera_workflows import RESULTS
 
-    results = {FEATURES: FEATURES_RESULT, RETRAIN: RETRAIN_RESULT}
-    if pipeline not in results:
+    if pipeline not in RESULTS:
         raise TinyForgeError(f"pipeline {pipeline!r} declares no job result", field="pipeline")
-    return results[pipeline]
+    return RESULTS[pipeline]
 
 
 def required_parameters(pipeline: str) -> list[str]:

@@ -70,3 +70,7 @@ def retrain_template() -> WorkflowTemplate:
             )
             features_done >> t >> v
     return wt
+
+
+TEMPLATES = {RETRAIN: retrain_template}
+RESULTS = {RETRAIN: RESULT}
