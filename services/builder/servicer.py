@@ -7,11 +7,13 @@ import shutil
 
 import grpc
 
+from services.blocks.registry import block_to_pb
 from services.builder.jobs import BUILD
 from services.common import convert
 from services.common.auth import audit_note, current_principal
+from tinyforge.blocks.registry_store import list_registered_blocks
 from tinyforge.context import PlatformContext
-from tinyforge.deploy import builds
+from tinyforge.deploy import builds, custom_block
 from tinyforge.deploy.registry import FORMATS, TARGETS
 from tinyforge.deploy.targets import DEBIAN_PACKAGES
 from tinyforge.errors import FailedPrecondition, InvalidArgument
@@ -43,18 +45,24 @@ def target_to_pb(name: str) -> pb.Target:
 
 def build_to_pb(row: Build) -> pb.Build:
     m = row.metrics or {}
+    options, block_version, parameters = custom_block.split_options(dict(row.options or {}))
+    block_reference = ""
+    if custom_block.is_custom_format(row.format) and block_version:
+        name = row.format.split("@", 1)[0]
+        block_reference = f"{name}@{block_version}"
     msg = pb.Build(
         id=row.id, project_id=row.project_id, model_id=row.model_id, impulse_id=row.impulse_id,
         impulse_version=row.impulse_version, format=row.format, target=row.target,
         precision=_PRECISION_TO_PB.get(row.precision, pb.PRECISION_INT8),
-        options={str(k): str(v) for k, v in (row.options or {}).items()},
+        options={str(k): str(v) for k, v in options.items()},
         timeout_s=row.timeout_s, state=_STATE_TO_PB.get(row.state, pb.BUILD_STATE_UNSPECIFIED),
         error=row.error or "", job_id=row.job_id or 0,
         metrics_json=json.dumps(m, sort_keys=True), files=list(row.files or []),
         artifact_size=row.artifact_size or 0, artifact_sha256=row.artifact_sha256 or "",
         model_prefix=row.model_prefix or "", compared_windows=int(m.get("compared", 0) or 0),
         verified_on=str(m.get("verified_on", "")), create_time=convert.ts(row.created_at),
-        start_time=convert.ts(row.started_at), finish_time=convert.ts(row.finished_at))
+        start_time=convert.ts(row.started_at), finish_time=convert.ts(row.finished_at),
+        block_reference=block_reference, parameters=parameters)
     for k in _INT_METRICS:
         if isinstance(m.get(k), int | float):
             setattr(msg, k, int(m[k]))
@@ -72,11 +80,22 @@ class BuilderServicer(pb_grpc.BuilderServiceServicer):
         return pb.ListTargetsResponse(targets=[target_to_pb(n) for n in TARGETS])
 
     def ListFormats(self, request, context):  # noqa: ANN001, ANN201, N802
-        return pb.ListFormatsResponse(formats=[
+        formats = [
             pb.Format(name=f.name, description=f.description, targets=list(f.targets),
                       verified=f.verified, compiles=f.compiles,
                       supports_float=f.name in builds.FLOAT_FORMATS)
-            for f in FORMATS.values()])
+            for f in FORMATS.values()]
+        # the caller's organization's deploy blocks: they wrap the c-library build
+        base = FORMATS[custom_block.BASE_FORMAT]
+        with self.ctx.db.session() as s:
+            blocks = list_registered_blocks(s, current_principal().org_id, "deploy")
+        for b in blocks:
+            formats.append(pb.Format(
+                name=f"{custom_block.CUSTOM_PREFIX}{b.name}",
+                description=b.manifest.description or b.manifest.name,
+                targets=list(base.targets), verified=base.verified, compiles=True,
+                supports_float=True, custom_block=block_to_pb(b)))
+        return pb.ListFormatsResponse(formats=formats)
 
     def StartBuild(self, request, context):  # noqa: ANN001, ANN201, N802
         precision = _PRECISION_FROM_PB.get(request.precision)
@@ -88,15 +107,16 @@ class BuilderServicer(pb_grpc.BuilderServiceServicer):
             plan = builds.plan_build(s, request.project_id, model_id=request.model_id,
                                      fmt=request.format, target=request.target,
                                      precision=precision, options=dict(request.options),
-                                     timeout_s=request.timeout_s)
+                                     timeout_s=request.timeout_s,
+                                     parameters=dict(request.parameters))
             row = builds.create_build(s, request.project_id, plan, created_by_key_id=key_id)
             job = self.ctx.jobs.create(s, request.project_id, BUILD, {"build_id": row.id},
                                        created_by_key_id=key_id)
             row.job_id = job.id
             build_id, job_id = row.id, job.id
         self.ctx.jobs.enqueue(job_id)
-        audit_note(f"build {build_id} (job {job_id}): model {plan.model_id} as {plan.format} "
-                   f"for {plan.target}")
+        audit_note(f"build {build_id} (job {job_id}): model {plan.model_id} as "
+                   f"{plan.block_reference or plan.format} for {plan.target}")
         return pb.StartBuildResponse(build_id=build_id, job_id=job_id, model_id=plan.model_id)
 
     def GetBuild(self, request, context):  # noqa: ANN001, ANN201, N802
@@ -122,7 +142,10 @@ class BuilderServicer(pb_grpc.BuilderServiceServicer):
         with self.ctx.db.session() as s:
             row = builds.get_build(s, request.project_id, request.build_id)
             state, key, error = row.state, row.artifact_key, row.error
-            filename = f"build-{row.id}-{row.format}-{row.target}.zip"
+            if custom_block.is_custom_format(row.format) and row.files:
+                filename = f"build-{row.id}-{row.files[0]}"  # the file the block wrote
+            else:
+                filename = f"build-{row.id}-{row.format}-{row.target}.zip"
         if state != builds.READY:
             why = f": {error}" if error else " (watch its job, then download)"
             raise FailedPrecondition(f"build {request.build_id} is {state}, it has no artifact"

@@ -1,6 +1,10 @@
 """CLI commands for deployment builds: ``build`` (start a build, follow it, download the zip,
 print the RAM / flash / latency table), ``build targets``, ``build formats``, ``build ls``,
-``build show`` and ``build download``."""
+``build show`` and ``build download``.
+
+A format ``custom:NAME[@VERSION]`` is one of the organization's registered deploy blocks
+(``build formats`` lists them with their parameters); ``--param NAME=VALUE`` sets its
+parameters."""
 
 from __future__ import annotations
 
@@ -43,9 +47,11 @@ def build_dict(b: Any) -> dict[str, Any]:
     """A Build message as plain JSON (metrics parsed, state / precision as short names)."""
     plain = type(b)()
     plain.CopyFrom(b)
-    plain.ClearField("options")  # a map: message_to_dict walks messages and lists only
+    plain.ClearField("options")  # maps: message_to_dict walks messages and lists only
+    plain.ClearField("parameters")
     d = message_to_dict(plain)
     d["options"] = dict(b.options)
+    d["parameters"] = dict(b.parameters)
     d["metrics"] = json.loads(d.pop("metrics_json") or "{}")
     d["state"] = _STATES.get(b.state, "unspecified")
     d["precision"] = "float32" if b.precision == 2 else "int8"
@@ -55,14 +61,31 @@ def build_dict(b: Any) -> dict[str, Any]:
     return d
 
 
-def _parse_options(pairs: list[str]) -> dict[str, str]:
+def _parse_options(pairs: list[str], flag: str = "--option") -> dict[str, str]:
     out = {}
     for p in pairs:
         key, sep, value = p.partition("=")
         if not sep or not key:
-            fail(f"--option {p!r} must look like NAME=VALUE")
+            fail(f"{flag} {p!r} must look like NAME=VALUE")
         out[key.strip()] = value
     return out
+
+
+def start_build(client: Any, fmt: str, target: str, *, model_id: int, use_float: bool,
+                options: dict[str, str], parameters: dict[str, str], timeout_s: float,
+                project_id: int | None) -> Any:
+    """StartBuild with a custom deploy block's ``parameters`` (the request's own field)."""
+    from tinyforge.v1 import builder_service_pb2 as upb
+
+    return client.call(client.builder.StartBuild, upb.StartBuildRequest(
+        project_id=project_id or client.default_project_id, model_id=model_id, format=fmt,
+        target=target, precision=upb.PRECISION_FLOAT32 if use_float else upb.PRECISION_INT8,
+        options=options, parameters=parameters, timeout_s=timeout_s))
+
+
+def _param_text(p: Any) -> str:
+    """One custom block parameter for the formats table: ``name=default (range)``."""
+    return f"{p.param}={json.loads(p.default_json or 'null')!r} ({p.range})"
 
 
 def _latency(instructions: int | None, clock_mhz: float) -> str:
@@ -106,6 +129,9 @@ def print_build_table(b: Any, target: Any | None) -> None:
     ]
     if b.model_prefix:
         rows.append(("KServe model directory", b.model_prefix))
+    if b.block_reference:
+        rows.append(("deploy block", b.block_reference + "".join(
+            f" {k}={v}" for k, v in sorted(b.parameters.items()))))
     print_table(f"build {b.id}: {b.format} for {b.target}", ["metric", "value"], rows)
 
 
@@ -151,6 +177,10 @@ def build_cmd(
     option: list[str] = typer.Option([], "--option", "-O",
                                      help="Build option NAME=VALUE (repeatable), e.g. "
                                           "test_windows=50, ram_limit_bytes=65536."),
+    param: list[str] = typer.Option([], "--param", "-P",
+                                    help="Parameter NAME=VALUE of a custom deploy block "
+                                         "(format custom:NAME; repeatable; see `tinyforge "
+                                         "build formats`)."),
     timeout_s: float = typer.Option(0.0, "--timeout", help="Build time limit in seconds "
                                                            "(0 = the server's, 600)."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
@@ -170,9 +200,10 @@ def build_cmd(
              "`tinyforge build targets`)", code=2)
     client = get_client()
     pid = _pid(project_id)
-    resp = client.start_build(fmt, target, model_id=model_id, use_float=use_float,
-                              options=_parse_options(option), timeout_s=timeout_s,
-                              project_id=pid)
+    resp = start_build(client, fmt, target, model_id=model_id, use_float=use_float,
+                       options=_parse_options(option),
+                       parameters=_parse_options(param, "--param"), timeout_s=timeout_s,
+                       project_id=pid)
     if not json_out:
         typer.echo(f"build {resp.build_id} (job {resp.job_id}): model {resp.model_id} as "
                    f"{fmt} for {target}")
@@ -217,14 +248,23 @@ def build_targets(json_out: bool = JSON_OPTION) -> None:
 @build_app.command("formats")
 @handles_api_errors
 def build_formats(json_out: bool = JSON_OPTION) -> None:
-    """The deployment formats and the targets each builds for."""
+    """The deployment formats and the targets each builds for, then the organization's custom
+    deploy blocks (custom:NAME) with their version and parameters (set with --param)."""
     rows = get_client().list_formats()
     if json_out:
         print_json(rows)
         return
     print_table("formats", ["name", "verified", "float32", "targets", "description"],
                 [(f.name, "yes" if f.verified else "no", "yes" if f.supports_float else "no",
-                  ", ".join(f.targets), f.description) for f in rows])
+                  ", ".join(f.targets), f.description) for f in rows
+                 if not f.HasField("custom_block")])
+    custom = [f for f in rows if f.HasField("custom_block")]
+    if custom:
+        print_table("custom deploy blocks (wrap the c-library build)",
+                    ["name", "version", "parameters", "description"],
+                    [(f.name, f.custom_block.version,
+                      "; ".join(_param_text(p) for p in f.custom_block.parameters) or "-",
+                      f.description) for f in custom])
 
 
 @build_app.command("ls")

@@ -19,6 +19,11 @@ A build turns a stored model (:mod:`tinyforge.training.store`) into one deployme
    under ``projects/P/builds/B/model/`` for KServe's storage initializer). A failed build
    leaves no object behind and records its reason.
 
+A format ``custom:NAME[@VERSION]`` names an organization's registered deploy block
+(:mod:`tinyforge.deploy.custom_block`): the child builds ``c-library`` first, then the block runs
+on it in the job (input: ``deployment-metadata.json``, the model files, the C library) and the
+one file it writes is stored as ``projects/P/builds/B/artifact<.ext>``.
+
 Builder options (besides the format's own, passed through): ``test_windows`` (how many test
 windows to verify on the target, default 100, spread evenly over the testing set),
 ``ram_limit_bytes`` / ``flash_limit_bytes`` (the part of an MCU target's RAM / flash the
@@ -47,7 +52,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from tinyforge import errors
+from tinyforge.deploy import custom_block
 from tinyforge.deploy.bundle import DeployBundle
+from tinyforge.deploy.custom_block import PARAMS_OPTION, VERSION_OPTION, is_custom_format
 from tinyforge.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -71,8 +78,10 @@ DEFAULT_TEST_WINDOWS = 100
 MAX_TEST_WINDOWS = 2000
 #: options the builder itself reads (not passed to the format)
 BUILDER_OPTIONS = ("test_windows", "ram_limit_bytes", "flash_limit_bytes")
-#: options the builder sets itself (kserve's storage location)
-RESERVED_OPTIONS = ("project_id", "build_id", "storage_uri")
+#: options the builder sets for custom deploy blocks (``custom:NAME[@VERSION]`` formats)
+BLOCK_OPTIONS = (VERSION_OPTION, PARAMS_OPTION)
+#: options the builder sets itself (kserve's storage location, the custom deploy block)
+RESERVED_OPTIONS = ("project_id", "build_id", "storage_uri", *BLOCK_OPTIONS)
 #: seconds the child process gets beyond the build's own time limit (start-up, zipping)
 KILL_GRACE_S = 15.0
 ARTIFACT_FILE = "artifact.zip"
@@ -127,6 +136,8 @@ class BuildPlan:
     precision: str
     options: dict[str, str]
     timeout_s: float
+    #: custom deploy block builds: the version that will run (``custom:NAME@VERSION``)
+    block_reference: str = ""
 
 
 def _int_option(options: dict[str, str], key: str, lo: int, hi: int) -> int | None:
@@ -161,7 +172,8 @@ def check_options(fmt: str, target: str, precision: str,
                                   field=f"options.{key}")
         if key in RESERVED_OPTIONS:
             raise InvalidArgument(f"option {key} is set by the builder (the build's own "
-                                  "storage location); leave it out", field=f"options.{key}")
+                                  "storage location / deploy block); leave it out",
+                                  field=f"options.{key}")
         if key == "model_type" and value != ("float32" if precision == "float32" else "int8"):
             raise InvalidArgument("model_type follows the build's precision: use precision "
                                   "float32 instead", field=f"options.{key}")
@@ -178,7 +190,7 @@ def check_options(fmt: str, target: str, precision: str,
     if precision not in PRECISIONS:
         raise InvalidArgument(f"precision {precision!r} must be one of {', '.join(PRECISIONS)}",
                               field="precision")
-    if precision == "float32" and fmt not in FLOAT_FORMATS:
+    if precision == "float32" and fmt not in FLOAT_FORMATS and not is_custom_format(fmt):
         raise InvalidArgument(f"format {fmt} runs the compiled int8 model; float32 builds are "
                               f"available for formats {', '.join(FLOAT_FORMATS)}",
                               field="precision")
@@ -187,18 +199,31 @@ def check_options(fmt: str, target: str, precision: str,
 
 def plan_build(session: Any, project_id: int, *, model_id: int, fmt: str, target: str,
                precision: str = "int8", options: dict[str, str] | None = None,
-               timeout_s: float = 0.0) -> BuildPlan:
+               timeout_s: float = 0.0, parameters: dict[str, str] | None = None) -> BuildPlan:
     """Check a build request against the format/target catalog and the project's models.
 
     ``model_id`` 0 = the newest model of the project; ``timeout_s`` 0 = the default
-    (600 s). InvalidArgument (unknown format/target naming the valid ones, target not built by
-    the format, bad options/precision/time limit), NotFound (no such model in this project),
-    FailedPrecondition (the model has no int8 network form to deploy).
+    (600 s). ``fmt`` ``custom:NAME[@VERSION]`` names a registered deploy block of the
+    project's organization (:mod:`tinyforge.deploy.custom_block`: its version is pinned here,
+    ``parameters`` validated against its schema; it builds for the targets of ``c-library``);
+    built-in formats take no ``parameters``. InvalidArgument (unknown format/target naming the
+    valid ones, target not built by the format, bad options/parameters/precision/time limit),
+    NotFound (no such model in this project, no such block), FailedPrecondition (the model
+    has no int8 network form to deploy).
     """
     from tinyforge.deploy.registry import get_format, get_target
     from tinyforge.training.store import get_model_row, latest_model_row
 
-    f = get_format(fmt)
+    block = None
+    if is_custom_format(fmt):
+        block = custom_block.plan_block(session, project_id, fmt, parameters)
+        f = get_format(custom_block.BASE_FORMAT)
+    else:
+        f = get_format(fmt)
+        if parameters:
+            raise InvalidArgument(f"format {fmt!r} takes no parameters (only custom deploy "
+                                  "blocks do; use options for a built-in format's settings)",
+                                  field="parameters")
     t = get_target(target)
     if t.name not in f.targets:
         raise InvalidArgument(f"format {fmt!r} does not build for target {target!r}; valid "
@@ -219,9 +244,12 @@ def plan_build(session: Any, project_id: int, *, model_id: int, fmt: str, target
             f"model {row.id} is a {row.task} model of block type {row.block_type} without an "
             "int8 network: deployment builds need a classifier trained with a neural network",
             field="model_id")
+    if block is not None:
+        opts.update(custom_block.block_options(block))
     return BuildPlan(model_id=row.id, impulse_id=row.impulse_id,
                      impulse_version=row.impulse_version, format=fmt, target=target,
-                     precision=precision, options=opts, timeout_s=float(timeout_s))
+                     precision=precision, options=opts, timeout_s=float(timeout_s),
+                     block_reference=block.reference if block is not None else "")
 
 
 def create_build(session: Any, project_id: int, plan: BuildPlan, *, job_id: int | None = None,
@@ -534,9 +562,15 @@ def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int
         row.state, row.started_at = RUNNING, _now()
         fmt, target, precision = row.format, row.target, row.precision
         options, timeout_s, model_id = dict(row.options or {}), float(row.timeout_s), row.model_id
+        impulse_id, impulse_version = row.impulse_id, row.impulse_version
         project = s.get(Project, project_id)
         pname = project.name if project is not None else "impulse"
     prefix = build_prefix(project_id, build_id)
+    custom = is_custom_format(fmt)
+    block_version, block_params = 0, {}
+    if custom:
+        options, block_version, block_params = custom_block.split_options(options)
+    deadline = time.monotonic() + timeout_s
     try:
         rep.progress(0.02, "preparing the model and test windows")
         rep.log(f"build {build_id}: model {model_id} as {fmt} for {target} ({precision})")
@@ -550,11 +584,34 @@ def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int
                 fmt_options["model_type"] = "float32"
         if rep.cancelled:
             raise Cancelled("build cancelled by request")
+        ready = None
+        if custom:  # the block is looked up (and can run here) before the C library is made
+            ready = custom_block.resolve_for_build(
+                db, project_id=project_id, build_id=build_id, fmt=fmt, version=block_version,
+                parameters=block_params)
         rep.progress(0.1, f"building {fmt} for {target}")
+        key, content_type = artifact_key(project_id, build_id), "application/zip"
         with tempfile.TemporaryDirectory(prefix=f"tinyforge-build-{build_id}-") as tmp:
             work = Path(tmp)
-            write_request(work, bundle, fmt, target, fmt_options, timeout_s)
+            if custom:  # the C library first; the deploy block wraps it
+                rep.log(f"building {custom_block.BASE_FORMAT} for {target}: the deploy block's "
+                        "input")
+            write_request(work, bundle, custom_block.BASE_FORMAT if custom else fmt, target,
+                          fmt_options, timeout_s)
             result = run_child_build(work, timeout_s, rep)
+            if ready is not None:
+                rep.progress(0.6, f"running deploy block {ready.reg.reference}")
+                made = custom_block.run_block_build(
+                    objects, ready, build_id=build_id, fmt=fmt, bundle=bundle,
+                    library=result, work=work / "custom", target=target, precision=precision,
+                    model={"id": model_id, "impulseId": impulse_id,
+                           "impulseVersion": impulse_version, "labels": list(bundle.labels)},
+                    deadline=deadline, log=rep.log, cancelled=lambda: rep.cancelled)
+                result = {"artifact": str(made.artifact), "metrics": made.metrics,
+                          "files": made.files}
+                key = (build_prefix(project_id, build_id) + "artifact"
+                       + custom_block.artifact_suffix(made.artifact.name))
+                content_type = made.content_type
             rep.progress(0.9, "storing the artifact")
             model_prefix = ""
             if fmt == "kserve":
@@ -564,8 +621,7 @@ def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int
                     objects.put_bytes(model_prefix + fname, data)
                 rep.log(f"model directory stored under {model_prefix}")
             with open(result["artifact"], "rb") as fh:
-                info = objects.put_stream(artifact_key(project_id, build_id), fh,
-                                          content_type="application/zip",
+                info = objects.put_stream(key, fh, content_type=content_type,
                                           metadata={"build-id": str(build_id)},
                                           max_bytes=MAX_ARTIFACT_BYTES)
         metrics = dict(result["metrics"])
