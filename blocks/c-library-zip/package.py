@@ -8,7 +8,7 @@ input is a model file. Writes exactly one file, OUT/<prefix>.zip, laid out as::
     <prefix>/src/...            every .c/.cc/.cpp of the library (relative paths kept)
     <prefix>/include/...        every .h/.hpp of the library (relative paths kept)
     <prefix>/model/...          the .tflite model files
-    <prefix>/CMakeLists.txt     a static library target over src/, include/ as its include dir
+    <prefix>/CMakeLists.txt     a static library target over src/, every header folder included
     <prefix>/tinyforge.json     project, classes, deploy counter and sha256 of every file
 
 The archive is reproducible: sorted entries, fixed timestamps and permissions.
@@ -54,11 +54,15 @@ def plan(meta: dict, in_dir: Path) -> dict[str, Path]:
 
 def cmake_lists(name: str, files: dict[str, Path]) -> str:
     srcs = "\n".join(f"  {k}" for k in sorted(files) if k.startswith("src/"))
+    # Every folder holding a header is an include dir: generated sources include nested headers
+    # by their bare name ("model.h").
+    dirs = sorted({k.rsplit("/", 1)[0] for k in files if k.startswith("include/")} | {"include"})
+    incs = " ".join(dirs)
     return (
         "cmake_minimum_required(VERSION 3.13)\n"
         f"project({name} C CXX)\n"
         f"add_library({name} STATIC\n{srcs}\n)\n"
-        f"target_include_directories({name} PUBLIC include)\n"
+        f"target_include_directories({name} PUBLIC {incs})\n"
     )
 
 

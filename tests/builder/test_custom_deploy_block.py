@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -136,8 +137,11 @@ def test_c_library_zip_block_builds_a_compilable_custom_layout(platform, trained
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest
 
-    # the custom layout compiles: every source, every header folder as -I
-    incs = sorted({str(p.parent) for p in (root / "include").rglob("*.h")})
+    # the custom layout compiles with the include dirs its CMakeLists.txt declares
+    cmake = (root / "CMakeLists.txt").read_text()
+    declared = re.search(r"target_include_directories\(gesture_lib PUBLIC ([^)]*)\)", cmake)
+    assert declared is not None, cmake
+    incs = [str(root / d) for d in declared.group(1).split()]
     srcs = sorted(str(p) for p in (root / "src").rglob("*.c"))
     exe = tmp_path / "example"
     subprocess.run(["gcc", "-std=c99", "-O2", "-ffp-contract=off", *(f"-I{d}" for d in incs),
