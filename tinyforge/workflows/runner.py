@@ -12,11 +12,19 @@ Argo semantics TinyForge pipelines use:
 - ``retryStrategy.limit`` and an ``expression`` comparing ``asInt(lastRetry.exitCode)`` with a
   number (e.g. "don't retry exit code 2"), ``activeDeadlineSeconds``, ``onExit`` with
   ``{{workflow.status}}``;
-- outputs parameters ``valueFrom.path`` (mapped into a per-node directory) and ``default``.
+- outputs parameters ``valueFrom.path`` (mapped into a per-node directory) and ``default``;
+- S3 artifacts located by key only (``s3: {key}``, outputs with ``archive: {none: {}}``) on
+  container/script templates, through the runner's :class:`~tinyforge.workflows.artifacts.
+  ArtifactStore` (the platform's object store): inputs are downloaded into the node directory,
+  outputs collected from a directory created for them, and both are handed to the executor as
+  ``mounts`` (container path -> host path). Executors that do not mount (local processes) get
+  those container paths in the argv replaced by the host paths;
+- ``podSpecPatch``: the ``main`` container's ``command``/``args`` and the pod's
+  ``activeDeadlineSeconds`` in the (substituted) patch replace the template's.
 
 Leaf steps run through a :class:`~tinyforge.workflows.executors.StepExecutor` chosen by image,
-with a bounded number running at once. Anything the runner does not implement (artifacts,
-``template.resource``, unknown variables) fails the node with a message saying so.
+with a bounded number running at once. Anything the runner does not implement (other artifact
+kinds, ``template.resource``, unknown variables) fails the node with a message saying so.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from tinyforge.workflows.artifacts import ArtifactError, ArtifactStore
 from tinyforge.workflows.executors import (
     LocalProcessExecutor,
     StepCancelled,
@@ -94,7 +105,8 @@ class LocalRunner:
     """Runs Argo workflow definitions as local processes.
 
     ``executor_for_image`` picks how a leaf step runs (default: a local process for any image);
-    ``max_parallel`` bounds the leaf steps running at once.
+    ``max_parallel`` bounds the leaf steps running at once; ``artifacts`` is where S3
+    artifacts live (without it, a template using artifacts fails its node).
     """
 
     def __init__(
@@ -104,6 +116,7 @@ class LocalRunner:
         executor_for_image: Callable[[str], StepExecutor] | None = None,
         work_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be >= 1")
@@ -113,6 +126,7 @@ class LocalRunner:
         self._executor_for_image = executor_for_image or (lambda _image: default)
         self._work_dir = work_dir
         self._env = dict(env or {})
+        self._artifacts = artifacts
 
     # -- public -------------------------------------------------------------------------------
 
@@ -231,15 +245,17 @@ class _Run:
             **self.workflow_scope,
             **{f"inputs.parameters.{k}": v for k, v in inputs.items()},
         }
-        for kind in ("artifacts",):
-            if tpl.get("inputs", {}).get(kind) or tpl.get("outputs", {}).get(kind):
-                return NodeResult(
-                    node_name,
-                    template_name,
-                    ERROR,
-                    f"template {template_name!r} uses {kind}; the local runner passes data "
-                    "through object-store keys in parameters instead",
-                )
+        uses_artifacts = tpl.get("inputs", {}).get("artifacts") or tpl.get("outputs", {}).get(
+            "artifacts"
+        )
+        if uses_artifacts and ("dag" in tpl or "steps" in tpl):
+            return NodeResult(
+                node_name,
+                template_name,
+                ERROR,
+                f"template {template_name!r} passes artifacts between tasks; the local runner "
+                "supports S3 artifacts (by key) on container and script templates only",
+            )
         if "dag" in tpl:
             return self._run_dag(tpl, scope, node_name)
         if "steps" in tpl:
@@ -285,8 +301,14 @@ class _Run:
         # Absolute output paths of the container are re-rooted into this node's directory.
         path_map = {path: str(node_dir / path.lstrip("/")) for path in out_paths.values()}
         try:
-            argv = [substitute(str(a), scope) for a in body.get("command", [])]
-            argv += [substitute(str(a), scope) for a in body.get("args", [])]
+            image = substitute(str(body.get("image", "")), scope)
+            patch = _pod_spec_patch(tpl, scope)
+            main = patch.get("main", {})
+            command = main["command"] if "command" in main else body.get("command", [])
+            args = main["args"] if "args" in main else body.get("args", [])
+            # A patch is substituted once as a whole (as Argo does), not again per argument.
+            argv = [a if "command" in main else substitute(str(a), scope) for a in command]
+            argv += [a if "args" in main else substitute(str(a), scope) for a in args]
             if is_script:
                 src = node_dir / "script"
                 src.write_text(substitute(body.get("source", ""), scope))
@@ -297,6 +319,7 @@ class _Run:
                 for e in body.get("env", [])
                 if "value" in e  # secret/configmap refs come from the local environment
             }
+            in_arts, out_arts = self._artifact_plan(tpl, scope, node_dir)
         except ExpressionError as exc:
             return NodeResult(node_name, name, ERROR, str(exc))
         argv = [_replace_paths(a, path_map) for a in argv]
@@ -310,25 +333,46 @@ class _Run:
             retry_if = _retry_condition(retry.get("expression"))
         except ExpressionError as exc:
             return NodeResult(node_name, name, ERROR, str(exc))
-        deadline = tpl.get("activeDeadlineSeconds")
+        deadline = patch.get("activeDeadlineSeconds", tpl.get("activeDeadlineSeconds"))
         timeout_s = float(deadline) if deadline is not None else None
-        executor = self.runner._executor_for_image(str(body.get("image", "")))
-        result = NodeResult(node_name, name, FAILED)
+        try:
+            executor = self.runner._executor_for_image(image)
+        except Exception as exc:  # e.g. the block registry could not be read
+            return NodeResult(node_name, name, ERROR, f"no executor for image {image!r}: {exc}")
         short = node_name.split(".", 1)[-1]
+        mounts: dict[str, Path] = {}
+        for art in in_arts:
+            try:
+                n = self._store().fetch(art.key, art.host)
+            except ArtifactError as exc:
+                return NodeResult(node_name, name, ERROR, f"input artifact {art.name!r}: {exc}")
+            self.log(f"[{short}] input artifact {art.name}: {n} file(s) from {art.key}")
+            mounts[art.path] = art.host
+        for art in out_arts:
+            art.host.mkdir(parents=True)
+            art.host.chmod(0o777)  # a block image may run as a non-root user
+            mounts[art.path] = art.host
+        if mounts and not _mounts_natively(executor):
+            argv = [_replace_mount_paths(a, mounts) for a in argv]
+        result = NodeResult(node_name, name, FAILED)
         for attempt in range(1, attempts_allowed + 1):
             result.attempts = attempt
             if attempt > 1:
                 self.log(f"[{short}] retry {attempt - 1}/{attempts_allowed - 1}")
+                for art in out_arts:  # a retry starts from an empty output, as a new pod would
+                    shutil.rmtree(art.host, ignore_errors=True)
+                    art.host.mkdir(parents=True)
+                    art.host.chmod(0o777)
             try:
                 with self.runner._slots:
                     if self.cancelled():
                         raise StepCancelled("run cancelled")
                     proc = executor.run(
                         argv,
-                        image=str(body.get("image", "")),
+                        image=image,
                         env=env,
                         workdir=node_dir,
-                        mounts={},
+                        mounts=dict(mounts),
                         timeout_s=timeout_s,
                         log=lambda line, s=short: self.log(f"[{s}] {line}"),
                         cancelled=self.cancelled,
@@ -357,6 +401,14 @@ class _Run:
                 break
         if result.phase != SUCCEEDED:
             return result
+        for art in out_arts:
+            try:
+                n = self._store().store(art.host, art.key)
+            except ArtifactError as exc:
+                result.phase = ERROR
+                result.message = f"output artifact {art.name!r}: {exc}"
+                return result
+            self.log(f"[{short}] output artifact {art.name}: {n} file(s) to {art.key}")
         for p in tpl.get("outputs", {}).get("parameters", []):
             vf = p.get("valueFrom", {})
             if "path" in vf:
@@ -371,6 +423,46 @@ class _Run:
             elif "default" in vf:
                 result.outputs[p["name"]] = str(vf["default"])
         return result
+
+    def _store(self) -> ArtifactStore:
+        store = self.runner._artifacts
+        assert store is not None  # checked by _artifact_plan
+        return store
+
+    def _artifact_plan(
+        self, tpl: dict[str, Any], scope: dict[str, str], node_dir: Path
+    ) -> tuple[list[_Artifact], list[_Artifact]]:
+        """The template's S3 artifacts with keys substituted and host paths in ``node_dir``;
+        ExpressionError for anything the runner cannot do."""
+        plan: tuple[list[_Artifact], list[_Artifact]] = ([], [])
+        for side, out in (("inputs", plan[0]), ("outputs", plan[1])):
+            for i, art in enumerate(tpl.get(side, {}).get("artifacts", [])):
+                name = art.get("name", str(i))
+                where = f"{side[:-1]} artifact {name!r} of template {tpl['name']!r}"
+                unsupported = sorted(
+                    k for k in art
+                    if k not in {"name", "path", "s3", "archive", "mode"}
+                )  # fmt: skip
+                key = (art.get("s3") or {}).get("key")
+                if unsupported or not key:
+                    raise ExpressionError(
+                        f"{where}: the local runner supports S3 artifacts located by key only "
+                        f"(s3: {{key: ...}}); got {sorted(art)}"
+                    )
+                if self.runner._artifacts is None:
+                    raise ExpressionError(f"{where}: this runner has no artifact store")
+                if side == "outputs" and art.get("archive") != {"none": {}}:
+                    raise ExpressionError(
+                        f"{where}: the local runner stores output artifacts as plain files "
+                        "(archive: {none: {}}); tar archives are not supported"
+                    )
+                path = str(art.get("path", ""))
+                if not path.startswith("/"):
+                    raise ExpressionError(f"{where}: path {path!r} must be absolute")
+                # the host path keeps the container path's last name (a block may use it)
+                host = node_dir / "artifacts" / side / str(i) / (Path(path).name or "root")
+                out.append(_Artifact(name, path.rstrip("/") or "/", substitute(key, scope), host))
+        return plan
 
     # -- DAG ------------------------------------------------------------------------------------
 
@@ -527,6 +619,64 @@ class _Run:
         except ExpressionError as exc:
             return NodeResult(node_name, task.get("template", ""), ERROR, str(exc))
         return self.execute(task.get("template", ""), args, node_name)
+
+
+@dataclass(frozen=True)
+class _Artifact:
+    """One S3 artifact of a leaf node: container path, object key, host path."""
+
+    name: str
+    path: str
+    key: str
+    host: Path
+
+
+def _pod_spec_patch(tpl: dict[str, Any], scope: Mapping[str, str]) -> dict[str, Any]:
+    """What the local runner applies of ``tpl.podSpecPatch`` (substituted): ``{"main":
+    {"command"?, "args"?}, "activeDeadlineSeconds"?}``; ExpressionError if it is malformed."""
+    raw = tpl.get("podSpecPatch")
+    if not raw:
+        return {}
+    text = substitute(str(raw), scope)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ExpressionError(f"podSpecPatch is not valid JSON/YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ExpressionError(f"podSpecPatch must be an object, got {text[:200]!r}")
+    out: dict[str, Any] = {}
+    for c in doc.get("containers") or []:
+        if not isinstance(c, dict) or c.get("name") != "main":
+            continue
+        main: dict[str, Any] = {}
+        for k in ("command", "args"):
+            if k in c:
+                if not isinstance(c[k], list) or not all(isinstance(a, str) for a in c[k]):
+                    raise ExpressionError(f"podSpecPatch containers[main].{k} must be strings")
+                main[k] = list(c[k])
+        out["main"] = main
+    if "activeDeadlineSeconds" in doc:
+        deadline = doc["activeDeadlineSeconds"]
+        if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0:
+            raise ExpressionError(f"podSpecPatch activeDeadlineSeconds {deadline!r} is invalid")
+        out["activeDeadlineSeconds"] = deadline
+    return out
+
+
+def _mounts_natively(executor: StepExecutor) -> bool:
+    """Whether ``executor`` mounts the runner's ``mounts`` at their container paths (podman),
+    rather than running on the host where the argv must name the host paths."""
+    from tinyforge.workflows.podman import PodmanExecutor
+
+    return isinstance(executor, PodmanExecutor) or bool(getattr(executor, "mounts_natively", False))
+
+
+def _replace_mount_paths(arg: str, mounts: Mapping[str, Path]) -> str:
+    """``arg`` with every container path of ``mounts`` (as a whole path or a leading part of
+    one) replaced by its host path; longest container path first."""
+    for ctr in sorted(mounts, key=len, reverse=True):
+        arg = re.sub(re.escape(ctr) + r"(?=/|$|[^A-Za-z0-9._-])", str(mounts[ctr]), arg)
+    return arg
 
 
 _RETRY_EXPR = re.compile(r"^\s*asInt\(lastRetry\.exitCode\)\s*(==|!=|<=|>=|<|>)\s*(-?\d+)\s*$")
