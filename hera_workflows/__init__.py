@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 PIPELINE_MODULES = [
     "hera_workflows.features",
     "hera_workflows.training",
+    "hera_workflows.build",
+    "hera_workflows.transform",
 ]
 
 

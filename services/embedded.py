@@ -38,6 +38,7 @@ SERVICES = [
     "services.train",
     "services.blocks",
     "services.builder",
+    "services.pipelines",
 ]
 
 log = logging.getLogger("tinyforge.embedded")

@@ -22,7 +22,7 @@ from tinyforge.telemetry import configure_telemetry, shutdown_telemetry
 #: Service name → the packages whose ``register`` add its servicers.
 SERVICE_MODULES: dict[str, list[str]] = {
     # The api Deployment also serves the org-scoped block registry (small, same clients).
-    "api": ["services.api", "services.blocks"],
+    "api": ["services.api", "services.blocks", "services.pipelines"],
     "ingest": ["services.ingest"],
     "dsp": ["services.dsp"],
     "train": ["services.train"],

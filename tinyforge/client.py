@@ -948,6 +948,34 @@ class TinyForgeClient:
         return self.call(self.blocks.DeleteBlock, bpb.DeleteBlockRequest(
             org_id=org_id, name=name, version=version)).deleted_versions
 
+    # ------------------------------------------------------------------ pipelines
+    @property
+    def pipelines(self) -> Any:
+        """The PipelineService stub (created on first use; served by the api service)."""
+        stub = self.__dict__.get("_pipeline_stub")
+        if stub is None:
+            from tinyforge.v1 import pipeline_service_pb2_grpc
+
+            stub = pipeline_service_pb2_grpc.PipelineServiceStub(self.channel_for("api"))
+            self.__dict__["_pipeline_stub"] = stub
+        return stub
+
+    def list_pipelines(self) -> list[Any]:
+        """Every pipeline (name, description, parameters with defaults / required, steps)."""
+        from tinyforge.v1 import pipeline_service_pb2 as ppb
+
+        return list(self.call(self.pipelines.ListPipelines, ppb.ListPipelinesRequest()).pipelines)
+
+    def run_pipeline(self, name: str, parameters: dict[str, Any] | None = None, *,
+                     project_id: int | None = None) -> common_pb2.Job:
+        """Start a job running pipeline ``name`` on the project with ``parameters`` (the others
+        take their defaults); returns the job (follow it with :meth:`watch_job`)."""
+        from tinyforge.v1 import pipeline_service_pb2 as ppb
+
+        return self.call(self.pipelines.RunPipeline, ppb.RunPipelineRequest(
+            project_id=self._project(project_id), name=name,
+            parameters={str(k): str(v) for k, v in (parameters or {}).items()})).job
+
     # ------------------------------------------------------------------ deployment builds
     @property
     def builder(self) -> Any:

@@ -1,4 +1,6 @@
-"""The ``builder.build`` job kind: one deployment build (:func:`tinyforge.deploy.builds.run_build`).
+"""The ``builder.build`` job kind: one deployment build (:func:`tinyforge.deploy.builds.run_build`),
+in-process or as the ``tinyforge-build`` pipeline per ``TINYFORGE_WORKFLOW_ENGINE`` (see
+:mod:`hera_workflows.jobs`): the pipeline's ``build`` step runs the same pending build.
 
 The platform context (DB, object store) is the one bound to the job manager running the job,
 so several platforms in one process (tests) each run their own builds.
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hera_workflows.build import NAME as BUILD_PIPELINE
+from hera_workflows.jobs import run_pipeline_job
 from tinyforge.context import PlatformContext
 from tinyforge.deploy.builds import run_build
 from tinyforge.errors import InvalidArgument
@@ -27,4 +31,10 @@ def _build_job(job: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         build_id = int(params["build_id"])
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument("job params need build_id", field="params") from None
-    return run_build(ctx.db, ctx.objects, job.project_id, build_id, reporter=job)
+    return run_pipeline_job(
+        job,
+        ctx,
+        BUILD_PIPELINE,
+        {"build-id": build_id},
+        inprocess=lambda: run_build(ctx.db, ctx.objects, job.project_id, build_id, reporter=job),
+    )

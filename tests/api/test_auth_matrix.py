@@ -34,6 +34,7 @@ from tinyforge.v1 import (
     job_service_pb2_grpc,
     member_service_pb2_grpc,
     organization_service_pb2_grpc,
+    pipeline_service_pb2_grpc,
     project_service_pb2_grpc,
     train_service_pb2_grpc,
 )
@@ -61,6 +62,7 @@ from tinyforge.v1 import (
 from tinyforge.v1 import (
     organization_service_pb2 as ob,
 )
+from tinyforge.v1 import pipeline_service_pb2 as pl
 from tinyforge.v1 import (
     project_service_pb2 as pb,
 )
@@ -138,6 +140,7 @@ def world(platform: Any) -> World:
         "TrainService": train_service_pb2_grpc.TrainServiceStub(channel),
         "BlockService": block_service_pb2_grpc.BlockServiceStub(channel),
         "BuilderService": builder_service_pb2_grpc.BuilderServiceStub(channel),
+        "PipelineService": pipeline_service_pb2_grpc.PipelineServiceStub(channel),
     }
     keys: dict[str, str | None] = {
         "admin": a.admin_key,
@@ -385,6 +388,13 @@ CASES = [
     Case("DownloadArtifact", "BuilderService/DownloadArtifact",
          lambda w, p: bu.DownloadArtifactRequest(project_id=p, build_id=10**9),
          (NF, NF, NF, NF, PD), True),
+    # PipelineService: the listing is public to any key; an unknown pipeline name, so an
+    # authorized caller gets past the check to INVALID_ARGUMENT (no job is created)
+    Case("ListPipelines", "PipelineService/ListPipelines",
+         lambda w, p: pl.ListPipelinesRequest(), (OK, OK, OK, OK, OK)),
+    Case("RunPipeline", "PipelineService/RunPipeline",
+         lambda w, p: pl.RunPipelineRequest(project_id=p, name="tinyforge-none"),
+         ("INVALID_ARGUMENT", "INVALID_ARGUMENT", PD, "INVALID_ARGUMENT", PD), True),
 ]  # fmt: skip
 
 

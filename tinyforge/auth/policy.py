@@ -159,6 +159,10 @@ POLICY: dict[str, Rule] = {
     _m("BuilderService", "GetBuild"): Rule(G, Scope.PROJECT, "project_id"),
     _m("BuilderService", "ListBuilds"): Rule(G, Scope.PROJECT, "project_id"),
     _m("BuilderService", "DownloadArtifact"): Rule(G, Scope.PROJECT, "project_id"),
+    # PipelineService: any key may list the pipelines; members run one on a project (a job
+    # that trains, builds, ... like StartTraining).
+    _m("PipelineService", "ListPipelines"): Rule(G, Scope.AUTHENTICATED, project_keys=True),
+    _m("PipelineService", "RunPipeline"): Rule(M, Scope.PROJECT, "project_id", mutating=True),
 }
 
 Resolver = Callable[[Session, Any, Rule, Principal], Target]

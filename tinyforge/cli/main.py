@@ -13,7 +13,7 @@ import typer
 
 # Areas, in the order their commands appear in --help.
 AREAS = ["platform", "projects", "jobs", "data", "impulse", "train", "compile", "build", "blocks",
-         "steps", "cluster", "serve"]
+         "steps", "cluster", "serve", "pipeline"]
 
 app = typer.Typer(
     name="tinyforge",

@@ -19,6 +19,8 @@ def train(ctx: StepContext) -> None:
         "impulse_id": ctx.int_arg("impulse-id"),
         "version": ctx.int_arg("version", 0),
         "learn_block": ctx.arg("learn-block", ""),
+        # block params overriding the impulse's ("null" = the impulse's own)
+        "params": ctx.json_arg("params") if "params" in ctx.args else None,
         "options": ctx.json_arg("options", {}),
     }
     platform = step_platform()
@@ -30,6 +32,7 @@ def train(ctx: StepContext) -> None:
             TrainRequest.from_json(request),
             reporter=StepReporter(ctx),
             job_id=ctx.int_arg("job-id", 0) or None,
+            created_by_key_id=ctx.int_arg("created-by-key-id", 0) or None,
         )
     finally:
         platform.close()
@@ -48,6 +51,11 @@ def test(ctx: StepContext) -> None:
         raise InvalidArgument(
             f"threshold must be a number, got {raw!r}", field="threshold"
         ) from None
+    labels = ctx.json_arg("anomaly-labels", [])
+    if not isinstance(labels, list):
+        raise InvalidArgument(
+            f"anomaly-labels must be a JSON list of labels, got {labels!r}", field="anomaly-labels"
+        )
     platform = step_platform()
     try:
         summary = test_model(
@@ -56,6 +64,7 @@ def test(ctx: StepContext) -> None:
             project_id,
             model_id,
             threshold=threshold,
+            anomaly_labels=[str(v) for v in labels],
             reporter=StepReporter(ctx),
             job_id=ctx.int_arg("job-id", 0) or None,
         )

@@ -32,6 +32,8 @@ STEP_MODULES: list[str] = [
     "tinyforge.workflows.builtin_steps",
     "tinyforge.features.steps",
     "tinyforge.training.steps",
+    "tinyforge.deploy.steps",
+    "tinyforge.transform.steps",
 ]
 
 
