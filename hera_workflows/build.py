@@ -42,7 +42,7 @@ DESCRIPTION = (
 
 def build_container() -> Container:
     """The ``build`` template (inside an open WorkflowTemplate)."""
-    from hera_workflows.common import step_template
+    from hera_workflows.common import BUILDER_IMAGE, step_template
 
     return step_template(
         "build",
@@ -54,6 +54,7 @@ def build_container() -> Container:
         memory_limit="8Gi",
         retries=1,  # a toolchain run is long; one retry for a lost node is enough
         timeout_s=BUILD_DEADLINE_S,
+        image=BUILDER_IMAGE,  # cross toolchains + emulators
     )
 
 

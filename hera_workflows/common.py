@@ -23,6 +23,12 @@ from tinyforge.workflows.steps import output_path
 
 #: Marker for "the TinyForge platform image" (see the module docstring).
 PLATFORM_IMAGE = "tinyforge/platform"
+#: Marker for "the builder image" (the platform plus the cross toolchains and emulators): the
+#: chart maps it to ``builderImages.builder`` (the platform image when unset); locally it runs
+#: as a platform process, this machine having the toolchains installed.
+BUILDER_IMAGE = "tinyforge/builder"
+#: Every image that runs as a process of this installation in the local runner.
+PLATFORM_MARKERS = (PLATFORM_IMAGE, BUILDER_IMAGE)
 #: Retry transient failures only: a step exits 2 for bad input, which no retry can fix.
 RETRY_UNLESS_BAD_INPUT = "asInt(lastRetry.exitCode) != 2"
 #: Parameters every pipeline takes: the job that tracks it and the project it works on.

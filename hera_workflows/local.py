@@ -1,10 +1,11 @@
 """Embedded mode: run a pipeline from :data:`hera_workflows.PIPELINES` with the local runner.
 
-Steps whose image is the platform marker run as local processes of this installation, with the
-running platform's settings in their environment. Any other image is a custom block: when it is
-a version registered in the organization of the run's project (looked up by its image
-reference), it runs under podman with the block's limits if podman works here and the image is
-local or pullable, else as the version's ``info.localCommand`` from its stored source archive
+Steps whose image is a platform marker (platform or builder image) run as local processes of
+this installation, with the running platform's settings in their environment. Any other image
+is a custom block: when it is a version registered in the organization of the run's project
+(looked up by its image reference), it runs under podman with the block's limits if podman
+works here and the image is local or pullable, else as the version's ``info.localCommand``
+from its stored source archive
 (where local commands are allowed, :func:`tinyforge.blocks.registered.local_commands_allowed`).
 An unregistered image runs under podman. Block steps never get the platform's settings or
 credentials in their environment. S3 artifacts live in the platform's object store. The job
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hera_workflows import PIPELINES
-from hera_workflows.common import PLATFORM_IMAGE
+from hera_workflows.common import PLATFORM_MARKERS
 from tinyforge.context import PlatformContext
 from tinyforge.errors import InvalidArgument
 from tinyforge.workflows.artifacts import ObjectStoreArtifacts
@@ -139,7 +140,7 @@ def executor_for_image(
 ) -> StepExecutor:
     """The platform image → a local process; a block version registered in org ``org_id`` →
     :func:`block_executor`; any other image → podman."""
-    if image == PLATFORM_IMAGE:
+    if image in PLATFORM_MARKERS:
         return LocalProcessExecutor()
     from tinyforge.workflows.podman import PodmanExecutor
 

@@ -17,6 +17,7 @@ from tests.chart.test_chart import SCENARIOS, container_env, scenario
 
 SHIPPED = CHART / "files" / "workflowtemplates"
 MARKER = "tinyforge/platform"  # hera_workflows.common.PLATFORM_IMAGE
+BUILDER_MARKER = "tinyforge/builder"  # hera_workflows.common.BUILDER_IMAGE
 DATA_VOLUME = {"name": "tinyforge-data", "emptyDir": {"sizeLimit": "2Gi"}}
 POD_LABELS = {"tinyforge.io/object-store-client": "true", "tinyforge.io/database-client": "true"}
 
@@ -31,7 +32,7 @@ def shipped_templates() -> dict[str, dict[str, Any]]:
     return out
 
 
-def undo_chart_edits(wt: dict[str, Any], image: str) -> dict[str, Any]:
+def undo_chart_edits(wt: dict[str, Any], image: str, builder_image: str) -> dict[str, Any]:
     """The rendered template with the chart's additions taken out again."""
     wt = copy.deepcopy(wt)
     wt["metadata"].pop("namespace")
@@ -51,8 +52,8 @@ def undo_chart_edits(wt: dict[str, Any], image: str) -> dict[str, Any]:
     for t in spec["templates"]:
         for kind in ("container", "script"):
             c = t.get(kind)
-            if c and c["image"] == image:
-                c["image"] = MARKER
+            if c and c["image"] in (image, builder_image):
+                c["image"] = MARKER if c["image"] == image else BUILDER_MARKER
                 c.pop("envFrom")
                 c.pop("env")
                 c.pop("volumeMounts")
@@ -77,6 +78,9 @@ def test_every_shipped_template_is_made_deployable() -> None:
         assert set(wts) == set(shipped)
         deploy = r.one("Deployment", "-api")
         image = deploy["spec"]["template"]["spec"]["containers"][0]["image"]
+        # build steps run in the builder Deployment's image (cross toolchains, emulators)
+        builder = r.one("Deployment", "-builder")
+        builder_image = builder["spec"]["template"]["spec"]["containers"][0]["image"]
         config = r.one("ConfigMap", "-config")
         sa = r.one("ServiceAccount", "-workflow")
         for wt_name, wt in wts.items():
@@ -92,15 +96,17 @@ def test_every_shipped_template_is_made_deployable() -> None:
                 for k in kinds:
                     if k not in t:
                         continue
-                    if as_shipped[t["name"]][k]["image"] != MARKER:
+                    shipped_image = as_shipped[t["name"]][k]["image"]
+                    if shipped_image not in (MARKER, BUILDER_MARKER):
                         # a custom block's image (e.g. the transform pipeline's run-block):
                         # left as it is, and handed no platform settings or credentials
                         assert t[k] == as_shipped[t["name"]][k]
                         continue
-                    containers.append(t[k])
+                    want = image if shipped_image == MARKER else builder_image
+                    containers.append((t[k], want))
             assert containers
-            for c in containers:
-                assert c["image"] == image
+            for c, want in containers:
+                assert c["image"] == want
                 assert {"configMapRef": {"name": config["metadata"]["name"]}} in c["envFrom"]
                 assert c["env"] == secret_env(deploy)
                 # the data dir every platform process creates: writable, as in the services
@@ -109,7 +115,7 @@ def test_every_shipped_template_is_made_deployable() -> None:
                 ]
             assert DATA_VOLUME in spec["volumes"]
             # Nothing else changed: Argo expressions and the pipeline are as Hera rendered them
-            assert undo_chart_edits(wt, image) == shipped[wt_name], wt_name
+            assert undo_chart_edits(wt, image, builder_image) == shipped[wt_name], wt_name
             assert crd_errors(wt) == []
 
 
