@@ -185,6 +185,8 @@ class Impulse:
                                       field=path + ".type")  # fmt: skip
             if not isinstance(lb.params, dict):
                 raise InvalidArgument("params must be an object", field=path + ".params")
+            if lb.type.startswith("custom:"):
+                _check_custom_learn(lb, resolver, path)
             if not lb.inputs:
                 raise InvalidArgument("a learning block needs at least one input block",
                                       field=path + ".inputs")  # fmt: skip
@@ -251,6 +253,25 @@ def _builtin_resolver() -> BlockResolver:
         return get_block(name)
 
     return resolve
+
+
+def _check_custom_learn(lb: LearningBlockDef, resolver: BlockResolver | None, path: str) -> None:
+    """A ``custom:NAME[@VERSION]`` learning block: with a registry resolver (one with
+    ``learn_block``, see :mod:`tinyforge.learn.custom`) a registered learn block of the org
+    whose parameters.json accepts ``lb.params``; without one (code that only needs the
+    processing chain, e.g. a deployment build) a well-formed reference. Built-in learning
+    block types stay opaque here (checked when training starts)."""
+    from tinyforge.blocks.registered import parse_custom_ref
+
+    learn_block = getattr(resolver, "learn_block", None)
+    try:
+        if learn_block is None:
+            parse_custom_ref(lb.type, field="type")
+            return
+        block = learn_block(lb.type)
+    except (NotFound, InvalidArgument) as e:  # unknown, wrong type, malformed reference
+        raise InvalidArgument(e.message, field=path + ".type") from None
+    block.validate(lb.params, field_prefix=path + ".params.")
 
 
 def _list_of(items: Any, cls: type, path: str) -> list:

@@ -167,13 +167,16 @@ class TrainServicer(pb_grpc.TrainServiceServicer):
             results = json.loads(self.ctx.objects.get_bytes(info["key"]))
             for p in results.get("samples", []):
                 f, q = p.get("float") or {}, p.get("int8") or {}
+                # confidence / correct of the float form; of int8 when that is the only form
+                # (a custom block's int8-only model)
+                main = f if isinstance(f, dict) and f else q
                 msg.samples.append(pb.SampleResult(
                     sample_id=p["sample_id"], label=str(p.get("label", "")),
                     windows=p["windows"],
                     predicted_float=str(f.get("predicted", "")) if isinstance(f, dict) else "",
                     predicted_int8=str(q.get("predicted", "")),
-                    confidence=float(f.get("confidence", 0.0)) if isinstance(f, dict) else 0.0,
-                    correct=bool(f.get("correct", False)) if isinstance(f, dict) else False,
+                    confidence=float(main.get("confidence", 0.0)),
+                    correct=bool(main.get("correct", False)),
                     anomaly_score=float(p.get("mean_score", 0.0))))
             if include_results:
                 msg.results_json = json.dumps(results)

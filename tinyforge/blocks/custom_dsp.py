@@ -12,7 +12,8 @@ A :class:`CustomDspBlock` computes features by running the block in the DSP batc
 ``[N, H, W, C]``) through :func:`tinyforge.blocks.run.run_block`: as a podman container when the
 version has an image and podman works here, else as its ``info.localCommand`` from the stored
 source archive (when local commands are allowed: ``TINYFORGE_BLOCKS_LOCAL_COMMANDS``, on by
-default in embedded mode, off with a MinIO object store, i.e. in the cluster). The output
+default in embedded mode, off with a MinIO object store, i.e. in the cluster) — the policy of
+:mod:`tinyforge.blocks.registered`, shared with custom learn blocks. The output
 shape of a custom block is learned from its output (it is not declared in parameters.json).
 """
 
@@ -20,93 +21,33 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import re
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinyforge.blocks.registered import (
+    CUSTOM_PREFIX,
+    choose_engine,
+    is_custom,
+    local_commands_allowed,
+    parse_custom_ref,
+    resolved_block,
+)
 from tinyforge.blocks.registry_store import RegisteredBlock
 from tinyforge.dsp.base import OUTPUT_KINDS, ProcessingBlock
 from tinyforge.errors import FailedPrecondition, InvalidArgument
 
-CUSTOM_PREFIX = "custom:"
-_REF_RE = re.compile(
-    r"^custom:(?P<name>[a-z0-9][a-z0-9._-]{0,63})(?:@(?P<version>[1-9][0-9]{0,8}))?$")
-#: seconds a podman availability check is reused
-_PODMAN_CHECK_TTL = 300.0
+__all__ = ["CUSTOM_PREFIX", "CustomDspBlock", "RegistryResolver", "is_custom",
+           "local_commands_allowed", "parse_custom_ref", "project_resolver", "session_resolver"]
 
 BlockResolver = Callable[[str], ProcessingBlock]
 
 _shapes: dict[tuple[str, str, tuple[int, ...]], tuple[int, ...]] = {}
-_podman_state: dict[str, Any] = {}
 _lock = threading.Lock()
-
-
-def is_custom(block: str) -> bool:
-    """Whether a processing block name refers to a registered custom block."""
-    return isinstance(block, str) and block.startswith(CUSTOM_PREFIX)
-
-
-def parse_custom_ref(block: str, field: str = "block") -> tuple[str, int]:
-    """``custom:NAME[@VERSION]`` -> (NAME, VERSION or 0 = latest); InvalidArgument otherwise."""
-    m = _REF_RE.match(block or "")
-    if m is None:
-        raise InvalidArgument(
-            f"{block!r} is not a custom block reference: expected custom:NAME or "
-            "custom:NAME@VERSION with NAME the registered block name (e.g. custom:zcr-bands@2)",
-            field=field,
-        )
-    return m.group("name"), int(m.group("version") or 0)
-
-
-def local_commands_allowed() -> bool:
-    """Whether registered blocks may run as plain processes on this host.
-
-    ``TINYFORGE_BLOCKS_LOCAL_COMMANDS`` decides; unset, it is allowed with the local object
-    store (embedded mode: one user's machine) and refused with MinIO (the shared cluster,
-    where only containers isolate a tenant's code).
-    """
-    raw = os.environ.get("TINYFORGE_BLOCKS_LOCAL_COMMANDS")
-    if raw is not None:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    return os.environ.get("TINYFORGE_OBJECT_STORE", "local") == "local"
-
-
-def _podman_reason() -> str | None:
-    """Why podman cannot run containers (None when it can); cached for a few minutes."""
-    with _lock:
-        at = _podman_state.get("at")
-        if at is not None and time.monotonic() - at < _PODMAN_CHECK_TTL:
-            return _podman_state["reason"]
-    from tinyforge.workflows.podman import podman_unavailable_reason
-
-    reason = podman_unavailable_reason()
-    with _lock:
-        _podman_state.update(at=time.monotonic(), reason=reason)
-    return reason
-
-
-def _source_dir(objects: Any, reg: RegisteredBlock) -> Path:
-    """The block's source, unpacked once per content into TinyForge's cache directory."""
-    from tinyforge.blocks.registry_store import unpack_source
-    from tinyforge.workflows.podman import cache_dir
-
-    dest = cache_dir() / "block-sources" / reg.source_sha256
-    if not (dest / "parameters.json").is_file():
-        data = objects.get_bytes(reg.source_key)
-        import hashlib
-
-        if hashlib.sha256(data).hexdigest() != reg.source_sha256:
-            raise FailedPrecondition(f"the stored source of block {reg.name!r} v{reg.version} "
-                                     "does not match its recorded sha256", field="source")
-        unpack_source(data, dest)
-    return dest
 
 
 class CustomDspBlock(ProcessingBlock):
@@ -184,25 +125,8 @@ class CustomDspBlock(ProcessingBlock):
 
     def engine(self) -> str:
         """How this block would run here now: ``podman`` or ``local``; FailedPrecondition if
-        neither is possible (naming why)."""
-        reg = self.registered
-        reasons = []
-        if reg.run_image:
-            reason = _podman_reason()
-            if reason is None:
-                return "podman"
-            reasons.append(f"its image cannot run: {reason}")
-        else:
-            reasons.append("it has no image")
-        if reg.manifest.local_command and reg.source_key:
-            if self.allow_local:
-                return "local"
-            reasons.append("local commands are disabled on this platform "
-                           "(TINYFORGE_BLOCKS_LOCAL_COMMANDS)")
-        else:
-            reasons.append("it has no local command with a stored source")
-        raise FailedPrecondition(f"block {reg.name!r} v{reg.version} cannot run here: "
-                                 + "; ".join(reasons), field="block")
+        neither is possible (naming why). See :func:`tinyforge.blocks.registered.choose_engine`."""
+        return choose_engine(self.registered, self.allow_local)
 
     def features_batch(self, signals: np.ndarray, fs: float,
                        params: dict[str, Any] | None = None) -> np.ndarray:
@@ -212,7 +136,7 @@ class CustomDspBlock(ProcessingBlock):
         classes (with the block's log tail) when the block fails, times out or writes no
         valid features.
         """
-        from tinyforge.blocks.run import ResolvedBlock, run_block
+        from tinyforge.blocks.run import run_block
 
         signals = np.asarray(signals)
         if signals.ndim < 2:
@@ -233,10 +157,7 @@ class CustomDspBlock(ProcessingBlock):
             return np.zeros((0, *shape), np.float32)
         reg = self.registered
         engine = self.engine()
-        if engine == "podman":
-            resolved = ResolvedBlock(reg.manifest, None, reg.run_image)
-        else:
-            resolved = ResolvedBlock(reg.manifest, _source_dir(self.objects, reg), None)
+        resolved = resolved_block(reg, self.objects, engine)
         with tempfile.TemporaryDirectory(prefix="tf-custom-dsp-") as tmp:
             in_path = Path(tmp) / "in" / "X.npy"
             in_path.parent.mkdir()
@@ -254,7 +175,7 @@ class CustomDspBlock(ProcessingBlock):
 class RegistryResolver:
     """Block names -> ProcessingBlocks: built-in names, or ``custom:`` names looked up in an
     organization's registry (each name looked up once per resolver, so one generation run
-    sees one version throughout)."""
+    sees one version throughout). :meth:`learn_block` resolves custom learning blocks."""
 
     def __init__(self, lookup: Callable[[str, int], RegisteredBlock], objects: Any = None, *,
                  allow_local: bool | None = None) -> None:
@@ -262,6 +183,7 @@ class RegistryResolver:
         self.objects = objects
         self.allow_local = allow_local
         self._cache: dict[str, ProcessingBlock] = {}
+        self._learn: dict[str, Any] = {}
 
     def __call__(self, block: str) -> ProcessingBlock:
         from tinyforge.dsp.registry import get_block
@@ -276,6 +198,19 @@ class RegistryResolver:
                                       "block must be a dsp block", field="block")
             self._cache[block] = CustomDspBlock(reg, self.objects, allow_local=self.allow_local)
         return self._cache[block]
+
+    def learn_block(self, block_type: str) -> Any:
+        """A learning block ``type`` ``custom:NAME[@VERSION]`` -> its
+        :class:`tinyforge.learn.custom.CustomLearnBlock` (InvalidArgument for a malformed
+        reference or a block of another type, NotFound for an unknown name or version)."""
+        from tinyforge.learn.custom import CustomLearnBlock
+
+        key = "learn " + block_type
+        if key not in self._learn:
+            name, version = parse_custom_ref(block_type, field="type")
+            self._learn[key] = CustomLearnBlock(self._lookup(name, version), self.objects,
+                                                allow_local=self.allow_local)
+        return self._learn[key]
 
 
 def session_resolver(s: Any, org_id: int, objects: Any = None) -> RegistryResolver:

@@ -70,8 +70,17 @@ def _summary(m: Any) -> None:
                f"from {', '.join(m.input_blocks)}")
     typer.echo(f"  validation:    float {_pct(d['float_accuracy'])}, int8 "
                f"{_pct(d['int8_accuracy'])}")
-    if m.int8_bytes:
-        typer.echo(f"  size:          int8 {m.int8_bytes} bytes, float32 {m.float32_bytes} bytes")
+    if m.int8_bytes or m.float32_bytes:
+        sizes = [f"{form} {n} bytes" for form, n in (("int8", m.int8_bytes),
+                                                      ("float32", m.float32_bytes)) if n]
+        typer.echo(f"  size:          {', '.join(sizes)}")
+    custom = (d.get("metrics", {}).get("extra") or {}).get("custom_block")
+    if custom:  # a registered custom learn block: which version ran, which forms it gave
+        typer.echo(f"  custom block:  {custom['name']} v{custom['version']} "
+                   f"({custom['engine']}), forms {', '.join(custom['forms']) or '-'}"
+                   + (f", missing {', '.join(custom['missing'])}" if custom["missing"] else ""))
+        for note in custom.get("notes", []):
+            typer.echo(f"  note:          {note}")
     typer.echo(f"  dataset hash:  {m.dataset_hash}")
     typer.echo(f"  code version:  {m.code_version}")
     typer.echo(f"  files:         {', '.join(f.name for f in m.files)}")

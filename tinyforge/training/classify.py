@@ -75,6 +75,8 @@ class LoadedModel:
     def _runner(self, use_float: bool) -> tuple[str, Any]:
         """``(form, object with predict(x [N, F]) -> [N, out])``; int8 when it exists."""
         form = "float" if use_float or self.files.int8 is None else "int8"
+        if form == "float" and self.files.float32 is None and self.files.int8 is not None:
+            form = "int8"  # a custom block's int8-only model has no float form to run
         if form not in self._runners:
             if form == "int8":
                 from tinyforge.quantize.runner import TFLiteModel

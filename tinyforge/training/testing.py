@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinyforge.errors import FailedPrecondition, InvalidArgument, TinyForgeError
-from tinyforge.evaluation.testing import DEFAULT_THRESHOLD, evaluate_model
+from tinyforge.evaluation.testing import DEFAULT_THRESHOLD
 from tinyforge.features.generate import _dataset_hash, dataset_samples, generate_features
 from tinyforge.features.store import read_manifest
 from tinyforge.impulse import Impulse
@@ -28,6 +28,7 @@ from tinyforge.store.db import Database
 from tinyforge.store.models import ModelTestRun
 from tinyforge.store.objects import ObjectStore
 from tinyforge.training import dataset as ds
+from tinyforge.training.forms import evaluate_forms, missing_forms
 from tinyforge.training.store import (
     PENDING,
     READY,
@@ -140,7 +141,7 @@ def test_model(db: Database, objects: ObjectStore, project_id: int, model_id: in
     trained = mf.trained()
     ids = [f"{s}:{w}" for s, w in zip(sids.tolist(), widx.tolist(), strict=True)]
     try:
-        report = evaluate_model(trained, X, y, tflite_float=mf.float32, tflite_int8=mf.int8,
+        report = evaluate_forms(trained, X, y, float32=mf.float32, int8=mf.int8,
                                 threshold=float(threshold), sample_ids=ids, with_plots=True)
     except TinyForgeError as exc:
         raise type(exc)(f"testing model {model_id}: {exc.message}", field=exc.field) from None
@@ -154,6 +155,11 @@ def test_model(db: Database, objects: ObjectStore, project_id: int, model_id: in
         "sample_accuracy": _sample_accuracy(per_sample, task),
         "dataset_hash": ds.dataset_hash(db, project_id, sids),
     }
+    missing = missing_forms(mf.metadata)
+    if missing:  # a custom block's model with one TFLite form: say which one is not tested
+        summary["missing_forms"] = missing
+        rep.log(f"model {model_id} has no {' / '.join(missing)} form: tested "
+                f"{', '.join(report.forms)} only")
     for form in ("float", "int8"):
         f = report.forms.get(form, {})
         if "accuracy" in f:
@@ -202,7 +208,8 @@ def _per_sample(report: Any, sids: np.ndarray, task: str, labels: list[str],
                         windows_flagged=int(sum(w["flagged"] for w in win)))
         else:
             item["target"] = win[0]["target"]
-            item["float"] = np.mean([w["float"] for w in win], axis=0).tolist()
+            form = "float" if "float" in win[0] else "int8"  # int8-only custom models
+            item[form] = np.mean([w[form] for w in win], axis=0).tolist()
         out.append(item)
     return out
 

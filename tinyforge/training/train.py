@@ -11,6 +11,13 @@ Steps of :func:`train_model`:
 4. float32 + full-int8 TFLite (representative data = training features), both evaluated on the
    validation windows (accuracy of each, difference in points);
 5. the files stored as described in :mod:`.store`, all-or-nothing.
+
+A learning block of type ``custom:NAME[@VERSION]`` is a registered custom learn block
+(:mod:`tinyforge.learn.custom`): step 3 runs the block on the same split (its log lines stream
+to the job log), step 4 takes the TFLite forms it gave (converted from its ``saved_model/`` by
+the platform, or its ``model.tflite`` as it is) and the model record says which form is
+missing, if any. A block that fails, times out or writes no usable model fails the job with
+its log tail; nothing is stored.
 """
 
 from __future__ import annotations
@@ -23,16 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from tinyforge.errors import FailedPrecondition, InvalidArgument
+from tinyforge.blocks.registered import is_custom
+from tinyforge.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
 from tinyforge.impulse_store import get_impulse
 from tinyforge.jobs.reporter import QuietReporter, Reporter
 from tinyforge.learn.base import TrainContext, TrainedModel
 from tinyforge.learn.checks import TrainOptions
+from tinyforge.learn.custom import CustomLearnBlock, custom_models
 from tinyforge.learn.registry import get_block
 from tinyforge.store.db import Database
 from tinyforge.store.models import Model
 from tinyforge.store.objects import ObjectStore
 from tinyforge.training import dataset as ds
+from tinyforge.training.forms import evaluate_forms
 from tinyforge.training.store import (
     CURVES_FILE,
     FLOAT32_FILE,
@@ -97,15 +107,22 @@ def plan_training(db: Database, project_id: int, req: TrainRequest,
     impulse = stored.impulse
     lb = ds.learning_block(impulse, req.learn_block, stored.impulse_id, stored.version)
     try:
-        block = get_block(ds.block_type_name(lb.type))
-    except Exception as exc:  # NotFound from the registry: the impulse names an unknown type
+        block = (_custom_block(db, objects, project_id, lb.type) if is_custom(lb.type)
+                 else get_block(ds.block_type_name(lb.type)))
+    except (NotFound, InvalidArgument) as exc:  # an unknown (or no longer registered) type
         raise FailedPrecondition(f"learning block {lb.name!r} has type {lb.type!r}: "
                                  f"{getattr(exc, 'message', exc)}", field="learn_block") from None
     options = req.options.validate()
     raw = lb.params if req.params is None else req.params
     if not isinstance(raw, dict):
         raise InvalidArgument("learning block params must be a JSON object", field="params")
-    params = block.validate(raw, field_prefix="params.")
+    # built-in blocks name ``params.<key>``, custom ones their schema's ``parameters.<key>``
+    params = block.validate(raw, field_prefix=getattr(block, "params_field", "params."))
+    if isinstance(block, CustomLearnBlock):
+        try:
+            block.engine()  # fail now, not in the job, when the block cannot run here
+        except FailedPrecondition as exc:
+            raise FailedPrecondition(exc.message, field="learn_block") from None
     ds.check_features_present(db, stored.impulse_id, stored.version, lb.inputs)
     if objects is not None:  # params that depend on the feature layout (e.g. architecture)
         shape, kind = ds.feature_layout(objects, project_id, stored.impulse_id,
@@ -115,6 +132,26 @@ def plan_training(db: Database, project_id: int, req: TrainRequest,
         except InvalidArgument as exc:
             raise InvalidArgument(exc.message, field=f"params.{exc.field}") from None
     return Plan(stored.impulse_id, stored.version, impulse, lb, block, params, options)
+
+
+def _custom_block(db: Database, objects: ObjectStore | None, project_id: int,
+                  block_type: str) -> CustomLearnBlock:
+    """The registered learn block ``custom:NAME[@VERSION]`` of the project's organization."""
+    from tinyforge.blocks.custom_dsp import project_resolver
+
+    return project_resolver(db, objects, project_id).learn_block(block_type)
+
+
+def _cancel_flag(rep: Reporter) -> Any:
+    """``() -> bool``: whether the job was asked to stop (for a block run's process)."""
+    def cancelled() -> bool:
+        try:
+            rep.check_cancelled()
+        except Cancelled:
+            return True
+        return False
+
+    return cancelled
 
 
 def _fmt_metrics(m: dict[str, float]) -> str:
@@ -143,6 +180,8 @@ def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainR
     rep: Reporter = reporter or QuietReporter()
     plan = plan_training(db, project_id, req, objects)
     block, opts = plan.block, plan.options
+    if isinstance(block, CustomLearnBlock):  # the block's own output goes to the job log
+        block = block.bound(log=rep.log, cancelled=_cancel_flag(rep))
     rep.progress(0.01, "loading features")
     feats = ds.load_block_features(db, objects, project_id, plan.impulse_id, plan.version,
                                    plan.impulse, plan.learn)
@@ -206,8 +245,14 @@ def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainR
                                                  strict=True)])  # fmt: skip
     rep.log(f"trained in {trained.train_seconds:.2f} s")
     rep.check_cancelled()
-    rep.progress(0.82, "converting to TFLite (float32, int8)")
-    converted = _convert(trained, x_tr, opts.seed, rep)
+    custom = custom_models(trained)
+    if custom is not None:
+        converted: Any = custom
+        for note in custom.notes:
+            rep.log(f"note: {note}")
+    else:
+        rep.progress(0.82, "converting to TFLite (float32, int8)")
+        converted = _convert(trained, x_tr, opts.seed, rep)
     rep.check_cancelled()
     rep.progress(0.88, "evaluating on the validation set")
     metrics = _validation_metrics(trained, converted, x_va, y_va, rep)
@@ -227,6 +272,8 @@ def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainR
             summary[f"{form}_accuracy"] = acc
     if converted is not None:
         summary.update(converted.sizes())
+    if custom is not None and custom.missing:
+        summary["missing_forms"] = custom.missing
     rep.log(f"model {model_id} ready: " + ", ".join(
         f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
         if k.endswith(("accuracy", "bytes"))))
@@ -252,8 +299,6 @@ def block_has_network(trained: TrainedModel) -> bool:
 
 def _validation_metrics(trained: TrainedModel, converted: Any, x_va: np.ndarray | None,
                         y_va: np.ndarray | None, rep: Reporter) -> dict[str, Any]:
-    from tinyforge.evaluation.testing import evaluate_model
-
     out: dict[str, Any] = {"history_last": trained.history[-1] if trained.history else {},
                            "extra": trained.extra}
     if converted is not None:
@@ -261,24 +306,26 @@ def _validation_metrics(trained: TrainedModel, converted: Any, x_va: np.ndarray 
 
         out["quantization"] = {**converted.sizes(), "float32_seconds": converted.float32_seconds,
                                "int8_seconds": converted.int8_seconds}
-        if x_va is not None and trained.task != "anomaly":
+        both = converted.float32 is not None and converted.int8 is not None
+        if x_va is not None and trained.task != "anomaly" and both:
             q = compare_float_int8(trained, converted, x_va, y_va)
             out["quantization"] = q.to_json()
             for w in q.warnings:
                 rep.log(f"warning: {w}")
     if x_va is None or trained.task == "anomaly":
         return out
-    report = evaluate_model(
-        trained, x_va, y_va, tflite_float=converted.float32 if converted else None,
-        tflite_int8=converted.int8 if converted else None, threshold=0.0, with_plots=False)
+    report = evaluate_forms(
+        trained, x_va, y_va, float32=converted.float32 if converted else None,
+        int8=converted.int8 if converted else None, threshold=0.0, with_plots=False)
     out["validation"] = {k: _drop_big(v) for k, v in report.forms.items()}
     out["validation"]["accuracy_difference"] = report.accuracy_difference
     forms = report.forms
-    if "accuracy" in forms.get("float", {}):
-        line = f"validation accuracy: float {forms['float']['accuracy']:.4f}"
-        if "int8" in forms:
-            line += (f", int8 {forms['int8']['accuracy']:.4f} "
-                     f"({report.accuracy_difference:+.2f} points)")
+    parts = [f"{form} {forms[form]['accuracy']:.4f}" for form in ("float", "int8")
+             if "accuracy" in forms.get(form, {})]
+    if parts:
+        line = "validation accuracy: " + ", ".join(parts)
+        if report.accuracy_difference is not None:
+            line += f" ({report.accuracy_difference:+.2f} points)"
         rep.log(line)
     return out
 
@@ -309,9 +356,11 @@ def _store(db: Database, objects: ObjectStore, project_id: int, plan: Plan,
     try:
         objects.delete_prefix(prefix)  # nothing may be there; a reused id must start clean
         payload: dict[str, bytes] = {}
-        if converted is not None:
-            payload[INT8_FILE] = converted.int8
-            payload[FLOAT32_FILE] = converted.float32
+        if converted is not None:  # a custom block's model may lack one form
+            if converted.int8 is not None:
+                payload[INT8_FILE] = converted.int8
+            if converted.float32 is not None:
+                payload[FLOAT32_FILE] = converted.float32
         with tempfile.TemporaryDirectory(prefix="tinyforge-train-") as tmp:
             saved = trained.save(Path(tmp) / "learn")
             for f in sorted(saved.iterdir()):
@@ -339,6 +388,7 @@ def _store(db: Database, objects: ObjectStore, project_id: int, plan: Plan,
                                       "block_hash": m.get("block_hash")}
                                   for b, m in feats.manifests.items()},
             "quantization": _quant_params(converted), "dataset_hash": dhash,
+            "missing_forms": list(getattr(converted, "missing", [])),
             "code_version": code_version(), "options": plan.options.to_json(),
             "params": plan.params, "metrics": metrics, "files": files, "job_id": job_id,
             "created_at": datetime.now(UTC).isoformat(),
@@ -386,10 +436,12 @@ def _quant_params(converted: Any) -> dict[str, Any]:
         return {}
     from tinyforge.quantize.runner import TFLiteModel
 
+    if converted.int8 is None:  # a custom block's float-only model: nothing quantized
+        m = TFLiteModel(converted.float32)
+        return {"input_shape": list(m.input_shape), **converted.sizes()}
     m = TFLiteModel(converted.int8)
     (iscale, izp), (oscale, ozp) = m._in["quantization"], m._out["quantization"]
     return {"input_scale": float(iscale), "input_zero_point": int(izp),
             "output_scale": float(oscale), "output_zero_point": int(ozp),
-            "input_shape": list(m.input_shape), "float32_bytes": len(converted.float32),
-            "int8_bytes": len(converted.int8)}
+            "input_shape": list(m.input_shape), **converted.sizes()}
 
