@@ -4,8 +4,10 @@ Contract (TinyForge learn): --data-directory DIR (X_split_train.npy, Y_split_tra
 optionally, X_split_test.npy, Y_split_test.npy), --out-directory DIR, --epochs N,
 --learning-rate LR, plus the parameters of parameters.json. X is N x features (any trailing
 shape is flattened); Y is N integer labels or N x classes one-hot. Writes model.tflite
-(float32, or full int8 with --quantize true) and metrics.json (accuracies of the Keras model
-and of the exported .tflite on the test split, or on the training split when there is none).
+(float32, or full int8 with --quantize true; the input standardisation is folded into the
+first layer, so the model is FULLY_CONNECTED ops only) and metrics.json (accuracies of the
+Keras model and of the exported .tflite on the test split, or on the training split when
+there is none).
 """
 
 from __future__ import annotations
@@ -52,6 +54,24 @@ def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> float:
     return correct / len(y)
 
 
+def fold_normalization(tf, model, features: int):  # noqa: ANN001, ANN201 (tf imported late)
+    """The trained model with its Normalization layer folded into the first Dense layer.
+
+    (x - mean) / std @ W + b == x @ (W / std[:, None]) + (b - (mean / std) @ W), so the exported
+    model takes raw features with plain FULLY_CONNECTED ops only (no SUB/MUL for the
+    normalisation, which small-device compilers need not support).
+    """
+    norm, first, *rest = model.layers
+    mean = np.asarray(norm.mean).reshape(-1)
+    std = np.maximum(np.sqrt(np.asarray(norm.variance).reshape(-1)), 1e-7)  # Keras' epsilon
+    w, b = first.get_weights()
+    folded = tf.keras.layers.Dense(w.shape[1], activation="relu")
+    export = tf.keras.Sequential([tf.keras.Input(shape=(features,), batch_size=None), folded,
+                                  *rest])
+    folded.set_weights([w / std[:, None], b - (mean / std) @ w])
+    return export
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-directory", type=Path, required=True)
@@ -95,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     hist = model.fit(x, y, epochs=a.epochs, batch_size=a.batch_size, verbose=2)
     keras_acc = float(model.evaluate(test[0], test[1], verbose=0)[1])
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    export = fold_normalization(tf, model, x.shape[1])
+    conv = tf.lite.TFLiteConverter.from_keras_model(export)
     if a.quantize == "true":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(min(len(x), 200)))
