@@ -226,7 +226,7 @@ class TrainServicer(pb_grpc.TrainServiceServicer):
             if lm is not None:
                 self._models.move_to_end(key)
                 return lm
-        lm = load_model(self.ctx.objects, project_id, model_id)
+        lm = load_model(self.ctx.objects, project_id, model_id, db=self.ctx.db)
         with self._models_lock:
             self._models[key] = lm
             while len(self._models) > MAX_CACHED_MODELS:

@@ -195,3 +195,48 @@ def test_local_commands_can_be_disabled(platform, tenant, client, monkeypatch) -
     job, _, _ = generate(client, imp.impulse_id)
     assert job.status == FAILED
     assert "local commands are disabled" in job.error and "it has no image" in job.error
+
+
+def test_model_on_a_custom_block_trains_tests_and_classifies(platform, tenant, client,
+                                                              tmp_path) -> None:
+    """Training and testing check the custom block's features against the registry; the model
+    records the block version it was trained on, and Classify runs that version even after a
+    newer one is registered."""
+    from tests.dsp_service.conftest import AXES, FS, envelope
+    from tests.train_service.conftest import run_job as run_train_job
+    from tests.train_service.conftest import synthetic_dataset, synthetic_impulse, train
+    from tinyforge.quantize.runner import TFLiteModel
+
+    ds = synthetic_dataset(client, tenant.project_id, train_per_class=5, test_per_class=2)
+    client.register_block_dir(ZCR, name="zcr-bands")
+    doc = synthetic_impulse([{"name": "nn", "type": "classifier", "inputs": ["zcr"],
+                              "params": {"dense_layers": "16"}}])
+    params = {"bands": 3, "log_energy": True}
+    doc["processing"].append({"name": "zcr", "block": "custom:zcr-bands", "params": params})
+    imp = client.create_impulse("zcr-model", doc)
+    job, _, _ = generate(client, imp.impulse_id)
+    assert job.status == SUCCEEDED, job.error
+    job, result, _ = train(client, imp.impulse_id, epochs=40, learning_rate=0.01)
+    assert job.status == SUCCEEDED, job.error
+    model_id = int(result["model_id"])
+    meta = json.loads(client.download_model_file(model_id, "metadata.json"))
+    zcr = next(b for b in meta["impulse"]["processing"] if b["name"] == "zcr")
+    assert zcr["block"] == "custom:zcr-bands@1"
+
+    tjob, _, _ = run_train_job(client, client.test_model(model_id).job_id)
+    assert tjob.status == SUCCEEDED, tjob.error
+    tr = client.get_test_result(model_id)
+    assert {f.form for f in tr.forms} >= {"int8"}
+
+    # a newer version (other default) must not change what the trained model computes
+    v2 = json.loads((ZCR / "parameters.json").read_text())
+    v2["parameters"][2]["value"] = False
+    client.register_block(v2, name="zcr-bands", source_archive=pack_block_source(ZCR))
+    sid = next(i for i, (_l, _v, c) in ds.samples.items() if c == "testing")
+    label, values, _ = ds.samples[sid]
+    res = client.classify(model_id, envelope(values, AXES, 1000.0 / FS), filename="x.json")
+    assert res.form == "int8" and len(res.windows) == PER_SAMPLE
+    # the same windows through the block v1 directly, then the stored int8 model
+    feats = _direct(ds, [sid], params, tmp_path / "direct")
+    tfl = TFLiteModel(client.download_model_file(model_id, "model_int8.tflite"))
+    np.testing.assert_allclose([w.scores for w in res.windows], tfl.predict(feats), atol=1e-6)

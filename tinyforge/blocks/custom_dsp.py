@@ -234,3 +234,16 @@ def project_resolver(db: Any, objects: Any, project_id: int) -> RegistryResolver
             return get_registered_block(s, org_id, name, version)
 
     return RegistryResolver(lookup, objects)
+
+
+def pin_custom_blocks(impulse: dict[str, Any], resolver: RegistryResolver) -> dict[str, Any]:
+    """A copy of impulse dict ``impulse`` whose ``custom:NAME`` processing blocks name the
+    version ``resolver`` resolves them to (``custom:NAME@V``): what a trained model records, so
+    classifying with it later runs the block version its features came from."""
+    out = copy.deepcopy(impulse)
+    for b in out.get("processing", []):
+        ref = b.get("block")
+        if is_custom(ref):
+            block = resolver(ref)
+            b["block"] = f"{block.name}@{block.implementation_version}"
+    return out

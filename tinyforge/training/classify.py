@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from tinyforge.blocks.registered import is_custom
 from tinyforge.data.canonical import TimeSeries
 from tinyforge.data.formats import parse_upload
 from tinyforge.data.images import image_pixels
@@ -23,6 +25,7 @@ from tinyforge.data.windowing import prepare_image, window_sample
 from tinyforge.dsp.registry import get_block as dsp_block
 from tinyforge.errors import FailedPrecondition, InvalidArgument
 from tinyforge.impulse import ImageInput, Impulse
+from tinyforge.store.db import Database
 from tinyforge.store.objects import ObjectStore
 from tinyforge.training.store import ModelFiles, load_model_files
 
@@ -59,8 +62,11 @@ class ClassifyResult:
 class LoadedModel:
     """A stored model ready to classify (see the module docstring)."""
 
-    def __init__(self, files: ModelFiles) -> None:
+    def __init__(self, files: ModelFiles, resolver: Callable[[str], Any] | None = None) -> None:
+        """``resolver`` turns the impulse's processing block names into blocks (default: the
+        built-in ones; give an organization's registry resolver for custom DSP blocks)."""
         self.files = files
+        self._resolve = resolver or dsp_block
         meta = files.metadata
         self.model_id = files.model_id
         self.task: str = meta["task"]
@@ -110,7 +116,7 @@ class LoadedModel:
             x = windows
             if not is_image:
                 x = x[..., [imp.input.axes.index(a) for a in imp.block_axes(b)]]
-            feats = dsp_block(b.block).features_batch(x, fs, b.params)
+            feats = self._resolve(b.block).features_batch(x, fs, b.params)
             parts.append(np.asarray(feats, np.float32).reshape(len(windows), -1))
         return np.concatenate(parts, axis=1)
 
@@ -170,6 +176,18 @@ class LoadedModel:
         return self.classify_windows(windows, starts, use_float=use_float)
 
 
-def load_model(objects: ObjectStore, project_id: int, model_id: int) -> LoadedModel:
-    """A stored model, loaded for classification (NotFound when it does not exist)."""
-    return LoadedModel(load_model_files(objects, project_id, model_id))
+def load_model(objects: ObjectStore, project_id: int, model_id: int,
+               db: Database | None = None) -> LoadedModel:
+    """A stored model, loaded for classification (NotFound when it does not exist).
+
+    ``db`` lets an impulse's custom DSP blocks (``custom:NAME@V``) resolve against the
+    project's organization registry; without it only built-in blocks can run.
+    """
+    files = load_model_files(objects, project_id, model_id)
+    resolver = None
+    if db is not None and any(is_custom(b.get("block"))
+                              for b in files.metadata["impulse"].get("processing", [])):
+        from tinyforge.blocks.custom_dsp import project_resolver
+
+        resolver = project_resolver(db, objects, project_id)
+    return LoadedModel(files, resolver)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from tinyforge.blocks.custom_dsp import project_resolver
+from tinyforge.blocks.registered import is_custom
 from tinyforge.errors import FailedPrecondition, InvalidArgument
 from tinyforge.features.store import FeatureMatrix, load_features, read_manifest
 from tinyforge.impulse import Impulse, LearningBlockDef, block_hash
@@ -138,6 +140,10 @@ def load_block_features(db: Database, objects: ObjectStore, project_id: int, imp
     they were made with other block settings, or when the blocks' windows disagree.
     """
     mats: list[FeatureMatrix] = []
+    resolver = None
+    if any(is_custom(impulse.processing_block(n).block) for n in lb.inputs):
+        # a custom block's hash includes its registered version's contents
+        resolver = project_resolver(db, objects, project_id)
     for name in lb.inputs:
         try:
             fm = load_features(objects, project_id, impulse_id, version, name)
@@ -146,8 +152,8 @@ def load_block_features(db: Database, objects: ObjectStore, project_id: int, imp
                 raise missing_features_error(db, impulse_id, version, name) from None
             raise
         m = fm.manifest
-        if m.get("impulse_version") != version or m.get("block_hash") != block_hash(impulse,
-                                                                                     name):
+        if m.get("impulse_version") != version or m.get("block_hash") != block_hash(
+                impulse, name, resolver):
             raise FailedPrecondition(
                 f"the features of block {name!r} (impulse version {m.get('impulse_version')}) "
                 f"do not match impulse {impulse_id} version {version}: run GenerateFeatures "

@@ -32,6 +32,7 @@ import numpy as np
 
 from tinyforge.blocks.registered import is_custom
 from tinyforge.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound
+from tinyforge.impulse import Impulse
 from tinyforge.impulse_store import get_impulse
 from tinyforge.jobs.reporter import QuietReporter, Reporter
 from tinyforge.learn.base import TrainContext, TrainedModel
@@ -379,7 +380,8 @@ def _store(db: Database, objects: ObjectStore, project_id: int, plan: Plan,
         meta = {
             "format": 1, "model_id": model_id, "project_id": project_id,
             "impulse_id": plan.impulse_id, "impulse_version": plan.version,
-            "impulse": plan.impulse.to_dict(), "learn_block": plan.learn.name,
+            "impulse": _pinned_impulse(db, objects, project_id, plan.impulse),
+            "learn_block": plan.learn.name,
             "block_type": plan.block.name, "task": plan.block.task,
             "labels": list(trained.labels), "input_blocks": list(plan.learn.inputs),
             "feature_shape": list(feats.feature_shape), "feature_kind": feats.feature_kind,
@@ -445,3 +447,14 @@ def _quant_params(converted: Any) -> dict[str, Any]:
             "output_scale": float(oscale), "output_zero_point": int(ozp),
             "input_shape": list(m.input_shape), **converted.sizes()}
 
+
+def _pinned_impulse(db: Database, objects: ObjectStore, project_id: int,
+                    impulse: Impulse) -> dict[str, Any]:
+    """The impulse a model records: custom DSP blocks pinned to the version that made its
+    features (``custom:NAME@V``)."""
+    doc = impulse.to_dict()
+    if not any(is_custom(b.get("block")) for b in doc.get("processing", [])):
+        return doc
+    from tinyforge.blocks.custom_dsp import pin_custom_blocks, project_resolver
+
+    return pin_custom_blocks(doc, project_resolver(db, objects, project_id))
