@@ -92,3 +92,53 @@ def exit_handler() -> Container:
 def pipeline_parameters(*extra: str) -> list[Parameter]:
     """Workflow parameters: the common ones plus ``extra`` (all required strings)."""
     return [Parameter(name=p) for p in (*COMMON_PARAMETERS, *extra)]
+
+
+#: Upper bound of a block step; the block's own limit (``info.resources.timeoutSeconds``,
+#: default 1 h) comes with the pod spec patch.
+BLOCK_DEADLINE_S = 7 * 24 * 3600
+#: Inputs of :func:`block_step_template` (what a plan step outputs for it).
+BLOCK_STEP_INPUTS = ("image", "pod-spec-patch", "in-key", "out-key")
+
+
+def block_step_template(name: str) -> Container:
+    """A custom block run as a step of its own: the block's image
+    (``{{inputs.parameters.image}}``) with the input downloaded at ``/block/in`` and
+    ``/block/out`` uploaded afterwards, both S3 artifacts located by key in the default
+    artifact repository (the Helm chart's ``artifact-repositories`` ConfigMap: the platform's
+    bucket). The block's argv and resources differ per block and run, so they travel in
+    ``podSpecPatch`` (Argo's way to vary a container per run; see
+    :mod:`tinyforge.blocks.step`); the template itself is static. The block gets none of the
+    platform's settings or credentials, and is not retried (its exit status is its verdict).
+    """
+    from hera.workflows import EmptyDirVolume, NoneArchiveStrategy, S3Artifact
+
+    from tinyforge.blocks.contract import IN_MOUNT, OUT_MOUNT
+
+    return Container(
+        name=name,
+        image="{{inputs.parameters.image}}",
+        inputs=[
+            *(Parameter(name=p) for p in BLOCK_STEP_INPUTS),
+            S3Artifact(name="in", path=IN_MOUNT, key="{{inputs.parameters.in-key}}"),
+        ],
+        outputs=[
+            S3Artifact(
+                name="out",
+                path=OUT_MOUNT,
+                key="{{inputs.parameters.out-key}}",
+                archive=NoneArchiveStrategy(),
+            )
+        ],
+        # The output directory exists (and is writable for any user) before the block starts,
+        # as the contract promises; Argo collects artifacts from emptyDir mounts.
+        volumes=[EmptyDirVolume(name="block-out", mount_path=OUT_MOUNT)],
+        pod_spec_patch="{{inputs.parameters.pod-spec-patch}}",
+        active_deadline_seconds=BLOCK_DEADLINE_S,
+    )
+
+
+def block_step_arguments(plan_task: str) -> dict[str, str]:
+    """Arguments of a :func:`block_step_template` task from the outputs of task ``plan_task``
+    (which must output every name in :data:`BLOCK_STEP_INPUTS`)."""
+    return {n: f"{{{{tasks.{plan_task}.outputs.parameters.{n}}}}}" for n in BLOCK_STEP_INPUTS}

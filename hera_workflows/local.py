@@ -65,8 +65,8 @@ def registered_block_for_image(ctx: PlatformContext, org_id: int, image: str) ->
     from sqlalchemy import select
 
     from tinyforge.blocks.registry_store import get_registered_block, parse_image_ref
+    from tinyforge.blocks.step import parse_local_block_image
     from tinyforge.store.models import Block, BlockVersion
-    from tinyforge.transform.stage import parse_local_block_image
 
     local = parse_local_block_image(image)
     with ctx.db.session() as s:
@@ -107,7 +107,7 @@ def block_executor(ctx: PlatformContext, reg: Any, image: str) -> StepExecutor:
     from tinyforge.blocks.limits import limits_from_info
     from tinyforge.blocks.local_command import LocalCommandExecutor
     from tinyforge.blocks.registered import local_commands_allowed, source_dir
-    from tinyforge.transform.stage import parse_local_block_image
+    from tinyforge.blocks.step import parse_local_block_image
     from tinyforge.workflows.podman import PodmanExecutor
 
     reasons = []

@@ -7,13 +7,8 @@ ingests what the block writes as new samples (see :mod:`tinyforge.transform`):
 - ``plan`` (platform step): resolves ``block``, checks ``parameters`` against its schema, stages
   the input under ``projects/{p}/transform/{job}/in`` and outputs the block's image, the pod spec
   patch carrying its exact arguments and resources, and the input/output keys;
-- ``run-block``: the block's own image (``{{inputs.parameters.image}}``) with the input
-  downloaded at ``/block/in`` and ``/block/out`` uploaded afterwards, both as S3 artifacts
-  located by key in the default artifact repository (the Helm chart's
-  ``artifact-repositories`` ConfigMap: the platform's bucket). The block's argv and resources
-  differ per block and run, so they travel in ``podSpecPatch`` (Argo's way to vary a
-  container per run); the template itself is static. The block gets none of the platform's
-  settings or credentials, and is not retried (its exit status is its verdict);
+- ``run-block``: the block's own image, input and output as S3 artifacts, its argv and
+  resources in ``podSpecPatch`` (:func:`hera_workflows.common.block_step_template`);
 - ``ingest`` (platform step): ingests every output file, all or nothing; output ``summary``.
 
 The exit handler removes the job's staging keys (whatever happened) and records the status.
@@ -34,9 +29,6 @@ RESULT = ("ingest", "summary")
 #: Workflow parameters describing the job (tinyforge.transform.source), after the common ones.
 REQUEST = ["block", "source", "parameters", "category", "label", "frequency"]
 PLAN_OUTPUTS = ["image", "pod-spec-patch", "in-key", "out-key", "block", "inputs"]
-#: Upper bound of a block run; the block's own limit (info.resources.timeoutSeconds, default
-#: 1 h) comes with the pod spec patch.
-BLOCK_DEADLINE_S = 7 * 24 * 3600
 
 
 def _plan_output(name: str) -> str:
@@ -46,18 +38,15 @@ def _plan_output(name: str) -> str:
 def transform_template() -> WorkflowTemplate:
     """The transformation pipeline (parameters: job-id, project-id, block, source, parameters,
     category, label, frequency)."""
-    from hera.workflows import (
-        DAG,
-        Container,
-        EmptyDirVolume,
-        NoneArchiveStrategy,
-        Parameter,
-        S3Artifact,
-        WorkflowTemplate,
-    )
+    from hera.workflows import DAG, Parameter, WorkflowTemplate
 
-    from hera_workflows.common import exit_handler, pipeline_parameters, step_template
-    from tinyforge.blocks.contract import IN_MOUNT, OUT_MOUNT
+    from hera_workflows.common import (
+        block_step_arguments,
+        block_step_template,
+        exit_handler,
+        pipeline_parameters,
+        step_template,
+    )
 
     common = ["job-id", "project-id"]
     with WorkflowTemplate(
@@ -90,30 +79,7 @@ def transform_template() -> WorkflowTemplate:
             memory="512Mi",
             memory_limit="2Gi",
         )
-        run_block = Container(
-            name="run-block",
-            image="{{inputs.parameters.image}}",
-            inputs=[
-                Parameter(name="image"),
-                Parameter(name="pod-spec-patch"),
-                Parameter(name="in-key"),
-                Parameter(name="out-key"),
-                S3Artifact(name="in", path=IN_MOUNT, key="{{inputs.parameters.in-key}}"),
-            ],
-            outputs=[
-                S3Artifact(
-                    name="out",
-                    path=OUT_MOUNT,
-                    key="{{inputs.parameters.out-key}}",
-                    archive=NoneArchiveStrategy(),
-                )
-            ],
-            # The output directory exists (and is writable for any user) before the block
-            # starts, as the contract promises; Argo collects artifacts from emptyDir mounts.
-            volumes=[EmptyDirVolume(name="block-out", mount_path=OUT_MOUNT)],
-            pod_spec_patch="{{inputs.parameters.pod-spec-patch}}",
-            active_deadline_seconds=BLOCK_DEADLINE_S,
-        )
+        run_block = block_step_template("run-block")
         ingest = step_template(
             "transform-ingest",
             "transform-ingest",
@@ -124,12 +90,7 @@ def transform_template() -> WorkflowTemplate:
         )
         with DAG(name="main"):
             a = plan(name="plan", arguments=wf_args(*common, *REQUEST))
-            b = run_block(
-                name="run-block",
-                arguments={
-                    n: _plan_output(n) for n in ("image", "pod-spec-patch", "in-key", "out-key")
-                },
-            )
+            b = run_block(name="run-block", arguments=block_step_arguments("plan"))
             c = ingest(
                 name="ingest",
                 arguments={

@@ -8,14 +8,13 @@ arguments (the contract's argv with the input at ``/block/in`` and the output at
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from tinyforge.blocks.contract import IN_MOUNT, OUT_MOUNT, block_args
-from tinyforge.blocks.limits import limits_from_info
 from tinyforge.blocks.registry_store import RegisteredBlock, get_registered_block
-from tinyforge.errors import FailedPrecondition, InvalidArgument, NotFound
+from tinyforge.blocks.step import block_step_image, pod_spec_patch
+from tinyforge.errors import InvalidArgument, NotFound
 from tinyforge.transform.source import (
     Source,
     TransformRequest,
@@ -26,10 +25,6 @@ from tinyforge.transform.source import (
     staging_prefix,
 )
 
-#: Image of a registered block version that has no image, only a source archive with a local
-#: command: ``tinyforge-local-block/ORG/NAME:vVERSION``. Only the local runner can run it
-#: (``hera_workflows/local.py``), and only where local commands are allowed.
-LOCAL_BLOCK_IMAGE = "tinyforge-local-block"
 #: The most input files one job stages.
 MAX_INPUT_FILES = 100_000
 
@@ -53,23 +48,6 @@ class TransformPlan:
         return f"{self.block.name}@{self.block.version}"
 
 
-def local_block_image(reg: RegisteredBlock) -> str:
-    """The :data:`LOCAL_BLOCK_IMAGE` reference of a version without an image."""
-    return f"{LOCAL_BLOCK_IMAGE}/{reg.org_id}/{reg.name}:v{reg.version}"
-
-
-def parse_local_block_image(image: str) -> tuple[int, str, int] | None:
-    """(org id, name, version) of a :func:`local_block_image` reference, else None."""
-    head, _s, rest = image.partition("/")
-    if head != LOCAL_BLOCK_IMAGE:
-        return None
-    org, _s, name_v = rest.partition("/")
-    name, _s, v = name_v.rpartition(":v")
-    if not (org.isdigit() and name and v.isdigit()):
-        return None
-    return int(org), name, int(v)
-
-
 def resolve_transform_block(db: Any, project_id: int, name: str, version: int) -> RegisteredBlock:
     """Version ``version`` (0 = latest) of transform block ``name`` of the project's org."""
     from tinyforge.accounts.projects import get_project
@@ -86,41 +64,6 @@ def resolve_transform_block(db: Any, project_id: int, name: str, version: int) -
             field="block",
         )
     return reg
-
-
-def pod_spec_patch(args: list[str], reg: RegisteredBlock) -> str:
-    """The ``podSpecPatch`` of the run-block step: the main container's args and resources
-    (``info.resources`` of the block, platform defaults for the rest) and the pod deadline."""
-    lim = limits_from_info(reg.manifest.info).resolved()
-    assert lim.memory_mb is not None and lim.cpus is not None and lim.timeout_s is not None
-    quantity = {"cpu": f"{lim.cpus:g}", "memory": f"{lim.memory_mb}Mi"}
-    patch = {
-        "containers": [
-            {"name": "main", "args": args, "resources": {"requests": quantity, "limits": quantity}}
-        ],
-        "activeDeadlineSeconds": int(lim.timeout_s),
-    }
-    return json.dumps(patch, sort_keys=True)
-
-
-def check_runnable(reg: RegisteredBlock) -> str:
-    """The image the run-block step runs: the pinned image, else the local-block marker when
-    the version has a local command and local commands are allowed; FailedPrecondition else."""
-    from tinyforge.blocks.registered import local_commands_allowed
-
-    if reg.run_image:
-        return reg.run_image
-    if reg.manifest.local_command and reg.source_key and local_commands_allowed():
-        return local_block_image(reg)
-    raise FailedPrecondition(
-        f"block {reg.name!r} v{reg.version} has no image"
-        + (
-            "; its local command is disabled on this platform (TINYFORGE_BLOCKS_LOCAL_COMMANDS)"
-            if reg.manifest.local_command
-            else " and no local command"
-        ),
-        field="block",
-    )
 
 
 def _stage_dataset(db: Any, objects: Any, project_id: int, source: Source, dest: str) -> int:
@@ -169,7 +112,7 @@ def plan_transform(
     except InvalidArgument as exc:  # name the parameter in the message: steps print only it
         where = exc.field or "parameters"
         raise InvalidArgument(f"{where}: {exc.message}", field=where) from None
-    image = check_runnable(reg)
+    image = block_step_image(reg, field="block")
     values = reg.manifest.validate_values(request.params)
     source = request.source
     if source.kind == "prefix":
