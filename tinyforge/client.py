@@ -1002,9 +1002,11 @@ class TinyForgeClient:
 
     def start_build(self, format: str, target: str, *, model_id: int = 0,  # noqa: A002
                     use_float: bool = False, options: dict[str, str] | None = None,
-                    timeout_s: float = 0.0, project_id: int | None = None) -> Any:
+                    parameters: dict[str, str] | None = None, timeout_s: float = 0.0,
+                    project_id: int | None = None) -> Any:
         """Start a deployment build job of a model (0 = the newest); returns (``build_id``,
         ``job_id``, ``model_id``). ``use_float`` ships the float32 model (tflite, kserve);
+        ``parameters`` are a custom deploy block's (``custom:NAME`` formats);
         ``timeout_s`` 0 = the server's default (600 s)."""
         from tinyforge.v1 import builder_service_pb2 as upb
 
@@ -1013,6 +1015,7 @@ class TinyForgeClient:
             target=target,
             precision=upb.PRECISION_FLOAT32 if use_float else upb.PRECISION_INT8,
             options={str(k): str(v) for k, v in (options or {}).items()},
+            parameters={str(k): str(v) for k, v in (parameters or {}).items()},
             timeout_s=timeout_s))
 
     def get_build(self, build_id: int, *, project_id: int | None = None) -> Any:

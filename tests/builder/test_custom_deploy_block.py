@@ -25,7 +25,6 @@ import pytest
 
 from tests.blocks.conftest import EXAMPLE_BLOCKS, make_block, podman_ready  # noqa: F401
 from tests.dsp_service.conftest import FAILED, SUCCEEDED, run_job
-from tinyforge.cli.build import start_build
 from tinyforge.client import ApiError
 from tinyforge.training.store import load_model_files
 from tinyforge.v1 import builder_service_pb2 as bpb
@@ -57,10 +56,8 @@ INSPECT_PARAMS = [
 
 
 def _start(client, fmt: str, *, parameters=None, options=None, project_id=None):
-    return start_build(client, fmt, TARGET, model_id=0, use_float=False,
-                       options=dict(FEW if options is None else options),
-                       parameters=dict(parameters or {}), timeout_s=0.0,
-                       project_id=project_id)
+    return client.start_build(fmt, TARGET, options=dict(FEW if options is None else options),
+                              parameters=dict(parameters or {}), project_id=project_id)
 
 
 def _build(client, fmt: str, **kw):

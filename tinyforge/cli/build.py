@@ -71,18 +71,6 @@ def _parse_options(pairs: list[str], flag: str = "--option") -> dict[str, str]:
     return out
 
 
-def start_build(client: Any, fmt: str, target: str, *, model_id: int, use_float: bool,
-                options: dict[str, str], parameters: dict[str, str], timeout_s: float,
-                project_id: int | None) -> Any:
-    """StartBuild with a custom deploy block's ``parameters`` (the request's own field)."""
-    from tinyforge.v1 import builder_service_pb2 as upb
-
-    return client.call(client.builder.StartBuild, upb.StartBuildRequest(
-        project_id=project_id or client.default_project_id, model_id=model_id, format=fmt,
-        target=target, precision=upb.PRECISION_FLOAT32 if use_float else upb.PRECISION_INT8,
-        options=options, parameters=parameters, timeout_s=timeout_s))
-
-
 def _param_text(p: Any) -> str:
     """One custom block parameter for the formats table: ``name=default (range)``."""
     return f"{p.param}={json.loads(p.default_json or 'null')!r} ({p.range})"
@@ -200,10 +188,10 @@ def build_cmd(
              "`tinyforge build targets`)", code=2)
     client = get_client()
     pid = _pid(project_id)
-    resp = start_build(client, fmt, target, model_id=model_id, use_float=use_float,
-                       options=_parse_options(option),
-                       parameters=_parse_options(param, "--param"), timeout_s=timeout_s,
-                       project_id=pid)
+    resp = client.start_build(fmt, target, model_id=model_id, use_float=use_float,
+                              options=_parse_options(option),
+                              parameters=_parse_options(param, "--param"),
+                              timeout_s=timeout_s, project_id=pid)
     if not json_out:
         typer.echo(f"build {resp.build_id} (job {resp.job_id}): model {resp.model_id} as "
                    f"{fmt} for {target}")
