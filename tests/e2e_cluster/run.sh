@@ -222,4 +222,40 @@ assert len(scores) == 2, f"expected one score per class, got {scores}"
 print("\nclass scores", scores)
 PY
 
+log "4g. pipelines: retrain as one Argo workflow (features -> train -> test -> build)"
+tinyforge pipeline ls
+tinyforge pipeline run tinyforge-retrain --project "$PROJECT_ID" -p impulse-id="$IMPULSE_ID" \
+  -p build-format=c-library -p build-target=linux-x86_64
+kubectl -n "$NS" get workflows
+
+log "4h. a custom transform block as its own Argo step (image built here, loaded into kind)"
+# The block's Dockerfile builds FROM the block base (Debian + python3 + numpy); on a Docker host
+# that base is python:3.11-slim-bookworm with numpy.
+printf 'FROM docker.io/library/python:3.11-slim-bookworm\nRUN pip install --no-cache-dir numpy\n' \
+  | docker build -t localhost/tinyforge/block-base:bookworm -
+BLOCK_IMAGE="localhost/tinyforge-blocks/resample-csv:e2e"
+docker build -t "$BLOCK_IMAGE" blocks/resample-csv
+kind load docker-image "$BLOCK_IMAGE" --name "$CLUSTER"
+tinyforge blocks register blocks/resample-csv --name resample-csv --image "$BLOCK_IMAGE" --no-source
+python3 - "$WORK/csv" <<'PY'
+import math, pathlib, sys
+out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+for i in range(3):  # 2 s at 100 Hz, a time column in ms
+    rows = ["timestamp,accX,accY,accZ"] + [
+        f"{t * 10},{math.sin(t / 7 + i):.4f},{math.cos(t / 5):.4f},{0.1 * i:.4f}" for t in range(200)]
+    (out / f"raw.{i}.csv").write_text("\n".join(rows) + "\n")
+PY
+tinyforge upload --category training --label csv-raw "$WORK"/csv/*.csv
+tinyforge pipeline run tinyforge-transform --project "$PROJECT_ID" -p block=resample-csv \
+  -p source=dataset:training/csv-raw -p parameters='{"target-frequency": 50}' \
+  -p label=csv-50hz --json | tee "$WORK/transform.json"
+kubectl -n "$NS" get pods -l workflows.argoproj.io/workflow -o jsonpath='{..image}' \
+  | tr ' ' '\n' | grep -qx "$BLOCK_IMAGE" || die "no workflow pod ran the block image"
+tinyforge dataset summary --json | tee "$WORK/summary2.json"
+python3 - "$WORK/summary2.json" <<'PY'
+import json, sys
+summary = json.load(open(sys.argv[1]))
+assert "csv-50hz" in json.dumps(summary), "the transformed samples were not ingested"
+PY
+
 log "PASSED: kind end to end"
