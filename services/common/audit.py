@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
+from typing import Any
 
 from sqlalchemy import insert
 
@@ -23,9 +25,12 @@ def record(
     org_id: int | None,
     project_id: int | None,
     detail: str = "",
+    wait: bool = True,
 ) -> None:
     """Write one audit row and return once it is committed (group-committed with other
-    writes: ``Database.write``); failures are logged, never raised."""
+    writes: ``Database.write``); failures are logged, never raised. With ``wait=False``
+    the row is only queued (committed with the writer's next batch, within milliseconds;
+    the queue is drained on shutdown): for callers that already answered their client."""
     row = {
         "method": method[:256],
         "status": status,
@@ -36,6 +41,16 @@ def record(
         "detail": detail[:4000],
     }
     try:
-        db.writer.insert(_INSERT, row)
+        if wait:
+            db.writer.insert(_INSERT, row)
+        else:
+            db.writer.insert_nowait(_INSERT, row).add_done_callback(_log_failure(method))
     except Exception:
         log.exception("could not write the audit row of %s", method)
+
+
+def _log_failure(method: str) -> Any:
+    def done(fut: Future[Any]) -> None:
+        if fut.exception() is not None:
+            log.error("could not write the audit row of %s: %s", method, fut.exception())
+    return done

@@ -23,9 +23,21 @@ import grpc
 
 from services.common import audit
 from services.common.errors import abort_with
-from tinyforge.auth import POLICY, Principal, Rule, Target, authenticate, authorize, resolve_target
+from tinyforge.accounts.validation import check_id
+from tinyforge.auth import (
+    POLICY,
+    Principal,
+    Rule,
+    Scope,
+    Target,
+    authenticate,
+    authorize,
+    cache,
+    resolve_target,
+)
 from tinyforge.context import PlatformContext
-from tinyforge.errors import PermissionDenied, TinyForgeError, Unauthenticated
+from tinyforge.errors import NotFound, PermissionDenied, TinyForgeError, Unauthenticated
+from tinyforge.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +119,42 @@ def api_key_from_metadata(metadata: Any) -> str:
     return keys[0].strip()
 
 
+class LazySession:
+    """A ``Database.session()`` opened only when first used: with the key and the project
+    served from :mod:`tinyforge.auth.cache`, most calls need no session at all."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._cm: Any = None
+        self._session: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._cm = self._db.session()
+            self._session = self._cm.__enter__()
+        return getattr(self._session, name)
+
+    def __enter__(self) -> LazySession:
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        if self._cm is not None:
+            return self._cm.__exit__(*exc)
+        return None
+
+
+def target_of(session: Any, rule: Rule, request: Any, principal: Principal) -> Target:
+    """:func:`tinyforge.auth.resolve_target`, with project-scoped targets (the hot path:
+    every upload) served from the project cache."""
+    if rule.scope == Scope.PROJECT:
+        project_id = check_id(getattr(request, rule.field), rule.field)
+        facts = cache.project_facts(session, project_id)
+        if facts is None:
+            raise NotFound(f"project {project_id} does not exist", field=rule.field)
+        return Target(facts.org_id, project_id)
+    return resolve_target(session, rule, request, principal)
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
     """Authenticate, authorize, map errors and audit every TinyForge method."""
 
@@ -117,12 +165,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
     # ------------------------------------------------------------------ decisions
     def _admit(self, state: CallState, request: Any, context: grpc.ServicerContext) -> None:
         secret = api_key_from_metadata(context.invocation_metadata())
-        with self.ctx.db.session() as s:
-            state.principal = authenticate(s, secret)
+        with LazySession(self.ctx.db) as s:
+            state.principal = authenticate(s, secret)  # type: ignore[arg-type]
             if state.rule is None:
                 raise PermissionDenied(f"{state.method} has no authorization rule; denied")
             if request is not None:
-                state.target = resolve_target(s, state.rule, request, state.principal)
+                state.target = target_of(s, state.rule, request, state.principal)
         if state.target is not None:
             authorize(state.principal, state.rule, state.target, state.method)
 
@@ -236,7 +284,7 @@ def authorize_request(ctx: PlatformContext, request: Any) -> Target:
     state = current_call()
     if state.rule is None or state.principal is None:
         raise PermissionDenied(f"{state.method} has no authorization rule; denied")
-    with ctx.db.session() as s:
-        state.target = resolve_target(s, state.rule, request, state.principal)
+    with LazySession(ctx.db) as s:
+        state.target = target_of(s, state.rule, request, state.principal)
     authorize(state.principal, state.rule, state.target, state.method)
     return state.target

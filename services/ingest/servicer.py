@@ -14,6 +14,7 @@ import grpc
 
 from services.common.auth import audit_note, authorize_request
 from services.ingest import convert
+from services.ingest.wire import parse_stream_part
 from tinyforge.context import PlatformContext
 from tinyforge.data.samples import SampleStore
 from tinyforge.errors import Cancelled, InvalidArgument
@@ -162,6 +163,32 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
             devices=[convert.device(d) for d in self.store.devices(request.project_id)])
 
 
+class _Capture:
+    """Stands in for the server to catch the generated method handlers (to give
+    UploadStream the zero-copy deserializer of :mod:`services.ingest.wire`)."""
+
+    handlers: dict[str, Any]
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, _name: str, handlers: dict[str, Any]) -> None:
+        self.handlers = handlers
+
+
 def register(server: grpc.Server, ctx: PlatformContext) -> list[str]:
-    pb_grpc.add_IngestServiceServicer_to_server(IngestServicer(ctx), server)
-    return [pb.DESCRIPTOR.services_by_name["IngestService"].full_name]
+    name = pb.DESCRIPTOR.services_by_name["IngestService"].full_name
+    cap = _Capture()
+    pb_grpc.add_IngestServiceServicer_to_server(IngestServicer(ctx), cap)
+    if not hasattr(cap, "handlers"):  # stubs from an older grpcio-tools: plain registration
+        pb_grpc.add_IngestServiceServicer_to_server(IngestServicer(ctx), server)
+        return [name]
+    handlers = dict(cap.handlers)
+    stream = handlers["UploadStream"]
+    # Chunks reach the servicer as views of the received bytes, not protobuf copies.
+    handlers["UploadStream"] = grpc.stream_unary_rpc_method_handler(
+        stream.stream_unary, request_deserializer=parse_stream_part,
+        response_serializer=stream.response_serializer)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)
+    return [name]

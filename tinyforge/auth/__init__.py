@@ -5,6 +5,7 @@
 - :mod:`tinyforge.auth.policy`: the table method → required role + scope, and the check.
 """
 
+from tinyforge.auth import cache
 from tinyforge.auth.keys import hash_secret, new_secret
 from tinyforge.auth.policy import POLICY, Rule, Scope, Target, authorize, resolve_target
 from tinyforge.auth.principal import Principal, authenticate, role_at_least
@@ -17,6 +18,7 @@ __all__ = [
     "Target",
     "authenticate",
     "authorize",
+    "cache",
     "hash_secret",
     "new_secret",
     "resolve_target",

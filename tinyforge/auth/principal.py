@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from tinyforge.auth import cache
 from tinyforge.auth.keys import hash_secret, is_well_formed, shown_prefix
 from tinyforge.errors import PermissionDenied, Unauthenticated
 from tinyforge.store.models import ApiKey, Membership, Role
@@ -71,10 +72,18 @@ def authenticate(session: Session, secret: str) -> Principal:
         raise Unauthenticated(
             "malformed API key: expected 'tf_' followed by 40 characters", field="x-api-key"
         )
+    # Successful authentications are cached for a few seconds (tinyforge.auth.cache): a
+    # revocation or membership change made in this process empties the cache at once, one
+    # made by another process applies within cache.TTL_S. The session is not touched on a
+    # hit (no connection checkout, no query).
+    key_hash = hash_secret(secret)
+    hit = cache.principals.get(key_hash)
+    if hit is not None:
+        return hit
+    generation = cache.principals.generation
     # One prebuilt column query (key + the user's membership) run on the Core connection:
-    # no ORM layer and no statement construction on this hot path. Nothing is cached, so a
-    # revoked key or a removed member is refused on the very next call.
-    row = session.connection().execute(_KEY_QUERY, {"h": hash_secret(secret)}).first()
+    # no ORM layer and no statement construction on this hot path.
+    row = session.connection().execute(_KEY_QUERY, {"h": key_hash}).first()
     if row is None:
         raise Unauthenticated(f"unknown API key {shown_prefix(secret)}…", field="x-api-key")
     key_id, prefix, org_id, project_id, user_id, role, revoked_at, last_used_at, member_role = row
@@ -94,6 +103,8 @@ def authenticate(session: Session, secret: str) -> Principal:
     now = datetime.now(UTC)
     if last_used_at is None or now - _aware(last_used_at) > _LAST_USED_RESOLUTION:
         session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
-    return Principal(
+    principal = Principal(
         key_id=key_id, user_id=user_id, org_id=org_id, project_id=project_id, role=role
     )
+    cache.principals.put(key_hash, principal, generation)
+    return principal

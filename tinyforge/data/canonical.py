@@ -18,9 +18,12 @@ import hashlib
 import io
 import json
 import math
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -121,9 +124,16 @@ class TimeSeries:
             "axes": list(self.axes),
             "units": list(self.units),
         })
-        buf = io.BytesIO()
-        np.savez(buf, values=self.values, meta=np.array(meta))
-        return buf.getvalue()
+        values = np.ascontiguousarray(self.values, dtype="<f4")
+        if values.nbytes >= _ZIP32_LIMIT:  # needs ZIP64: let numpy write it
+            buf = io.BytesIO()
+            np.savez(buf, values=values, meta=np.array(meta))
+            return buf.getvalue()
+        return _stored_zip([
+            ("values.npy", _npy_header("<f4", values.shape), values.data),
+            ("meta.npy", _npy_header(f"<U{max(len(meta), 1)}", ()),
+             meta.encode("utf-32-le")),
+        ])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TimeSeries:
@@ -145,6 +155,46 @@ class TimeSeries:
             raise
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
             raise InvalidArgument(f"not a canonical series object: {e}", field="data") from e
+
+
+_ZIP32_LIMIT = 1 << 31
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+_DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: the archive's bytes depend only on content
+
+
+def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
+    """An ``.npy`` version 1.0 header (magic, length, dict literal padded so the data starts
+    on a 64-byte boundary, as numpy writes it) for a C-ordered array."""
+    shape_s = "(" + "".join(f"{n}, " for n in shape).rstrip(" ") + ")" if len(shape) != 1 \
+        else f"({shape[0]},)"
+    text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_s}, }}"
+    pad = -(len(_NPY_MAGIC) + 2 + len(text) + 1) % 64
+    body = (text + " " * pad + "\n").encode("latin-1")
+    return _NPY_MAGIC + struct.pack("<H", len(body)) + body
+
+
+def _stored_zip(members: list[tuple[str, bytes, Any]]) -> bytes:
+    """A zip archive (no compression, like ``np.savez``) of ``(name, head, data)`` members,
+    each member's content being ``head + data``. What ``np.savez`` writes, built directly:
+    about ten times cheaper for the small series most uploads are."""
+    out: list[bytes | Any] = []
+    central: list[bytes] = []
+    offset = 0
+    for name, head, data in members:
+        raw = name.encode()
+        size = len(head) + memoryview(data).nbytes
+        crc = zlib.crc32(data, zlib.crc32(head))
+        local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, _DOS_DATE, crc, size,
+                            size, len(raw), 0) + raw
+        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0,
+                                   _DOS_DATE, crc, size, size, len(raw), 0, 0, 0, 0,
+                                   0o600 << 16, offset) + raw)
+        out += (local, head, data)
+        offset += len(local) + size
+    cd = b"".join(central)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(cd),
+                      offset, 0)
+    return b"".join([*out, cd, end])
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,10 @@ device counter; the caller's audit row) go through the process's group committer
 concurrent uploads together — reserves as one multi-row INSERT, finishes as one multi-row
 UPDATE plus one counter update per device — and each upload returns only once its own
 writes are committed. A duplicate or a vanished row in a batch makes the batch re-run one
-upload at a time, so exactly the culprit fails. Reads use prebuilt statements and nothing
-is cached, so project settings (HMAC key) and key revocations apply to the very next upload.
+upload at a time, so exactly the culprit fails. On SQLite those statements run straight on
+the driver cursor (:func:`tinyforge.store.db.driver_statement`). The project's settings
+(HMAC key, unsigned data allowed) come from :mod:`tinyforge.auth.cache`: a change made in
+this process applies to the very next upload, one made by another process within seconds.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from tinyforge.accounts.projects import get_project
 from tinyforge.accounts.validation import check_id
+from tinyforge.auth import cache
 from tinyforge.data.canonical import (
     ParsedSample,
     SampleKind,
@@ -72,7 +75,7 @@ from tinyforge.data.labels import (
 from tinyforge.data.splits import DEFAULT_TEST_FRACTION, split_for_hash
 from tinyforge.data.wav import WavHeadTooShort, check_float_samples, inspect_wav, is_wav
 from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound
-from tinyforge.store.db import BatchOp, Database
+from tinyforge.store.db import BatchOp, Database, driver_statement
 from tinyforge.store.models import Device, Project, Sample
 from tinyforge.store.objects import ObjectStore
 
@@ -273,13 +276,17 @@ class SampleStore:
 
     # ------------------------------------------------------------------ ingest
     def _project(self, project_id: int) -> tuple[str, bool]:
-        # Read per upload (never cached): a rotated HMAC key applies to the next upload.
+        # Cached for a few seconds (tinyforge.auth.cache); a settings change made in this
+        # process (allow_unsigned_data, HMAC key) empties the cache, so it applies to the
+        # next upload.
         check_id(project_id, "project_id")
-        with self.db.read() as conn:
-            row = conn.execute(_PROJECT_QUERY, {"pid": project_id}).first()
-        if row is None:
+        facts = cache.projects.get(project_id)
+        if facts is None:
+            with self.db.read() as conn:
+                facts = cache.project_facts(conn, project_id)
+        if facts is None:
             raise NotFound(f"project {project_id} does not exist", field="project_id")
-        return row[0], row[1]
+        return facts.hmac_key, facts.allow_unsigned_data
 
     def _parse(self, data: bytes, opts: UploadOptions, project_id: int) -> ParsedSample:
         hmac_key, allow_unsigned = self._project(project_id)
@@ -705,13 +712,7 @@ class SampleStore:
 
 
 _DEV_WHERE = (_DEVICES.c.project_id == bindparam("pid"), _DEVICES.c.name == bindparam("nm"))
-# Prebuilt (compiled once): with and without a new device type.
-_DEV_SEEN = update(_DEVICES).where(*_DEV_WHERE).values(
-    last_seen=bindparam("now"), sample_count=_DEVICES.c.sample_count + 1)
-_DEV_SEEN_TYPE = _DEV_SEEN.values(device_type=bindparam("dt"))
 _DEV_INSERT = insert(_DEVICES)
-_PROJECT_QUERY = select(Project.hmac_key, Project.allow_unsigned_data).where(
-    Project.id == bindparam("pid"))
 _DUP_QUERY = select(_SAMPLES.c.id).where(
     _SAMPLES.c.project_id == bindparam("pid"), _SAMPLES.c.sha256 == bindparam("sha"),
     _SAMPLES.c.state == READY, _SAMPLES.c.id != bindparam("ex")).limit(1)
@@ -746,18 +747,15 @@ class _FinishOp(BatchOp):
                                 f"already exists: sample {dup}", field="data")
 
     def __call__(self, conn: Connection) -> None:
-        if self.check_dup:
-            self._dup(conn)
-        if conn.execute(_finish_statement(), self.values).rowcount != 1:
-            raise NotFound(f"sample {self.sample_id} vanished during its upload",
-                           field="sample_id")
-        if self.dev_name:
-            _touch_device(conn, self.project_id, self.dev_name, self.dev_type)
+        self._run(conn, [self])
 
     @classmethod
     def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
-        if len(ops) == 1 or not conn.dialect.supports_sane_multi_rowcount:
-            return [op(conn) for op in ops]
+        cls._run(conn, ops)
+        return [None] * len(ops)
+
+    @staticmethod
+    def _run(conn: Connection, ops: list[_FinishOp]) -> None:
         shas: set[tuple[int, str]] = set()
         for op in ops:
             # a duplicate of an earlier upload of this very batch is caught too
@@ -766,9 +764,23 @@ class _FinishOp(BatchOp):
             if op.check_dup:
                 op._dup(conn)
             shas.add((op.project_id, op.sha))
-        if conn.execute(_finish_statement(), [op.values for op in ops]).rowcount != len(ops):
-            raise NotFound("a sample of the batch vanished during its upload",
-                           field="sample_id")
+        # SQLite: straight on the DBAPI cursor (tinyforge.store.db.driver_statement).
+        drv = driver_statement(conn, _finish_statement())
+        if drv is not None:
+            ds, cur = drv
+            try:
+                cur.executemany(ds.sql, [ds.row(op.values) for op in ops])
+                changed = cur.rowcount
+            finally:
+                cur.close()
+        elif len(ops) == 1 or conn.dialect.supports_sane_multi_rowcount:
+            changed = conn.execute(_finish_statement(), [op.values for op in ops]).rowcount
+        else:
+            changed = sum(conn.execute(_finish_statement(), op.values).rowcount for op in ops)
+        if changed != len(ops):
+            raise NotFound(f"sample {ops[0].sample_id} vanished during its upload"
+                           if len(ops) == 1 else "a sample of the batch vanished during its "
+                           "upload", field="sample_id")
         devices: dict[tuple[int, str], list[Any]] = {}
         for op in ops:
             if op.dev_name:
@@ -780,26 +792,21 @@ class _FinishOp(BatchOp):
             params: dict[str, Any] = {"pid": pid, "nm": name, "now": now, "n": n}
             if dev_type:
                 params["dt"] = dev_type
-            res = conn.execute(_DEV_SEEN_N_TYPE if dev_type else _DEV_SEEN_N, params)
-            if res.rowcount == 0:
+            stmt = _DEV_SEEN_N_TYPE if dev_type else _DEV_SEEN_N
+            drv = driver_statement(conn, stmt)
+            if drv is not None:
+                ds, cur = drv
+                try:
+                    cur.execute(ds.sql, ds.row(params))
+                    seen = cur.rowcount
+                finally:
+                    cur.close()
+            else:
+                seen = conn.execute(stmt, params).rowcount
+            if seen == 0:
                 conn.execute(_DEV_INSERT, {"project_id": pid, "name": name,
                                            "device_type": dev_type, "first_seen": now,
                                            "last_seen": now, "sample_count": n})
-        return [None] * len(ops)
-
-
-def _touch_device(s: Connection, project_id: int, name: str, device_type: str) -> None:
-    # Core statements, run by the group committer's one writer thread (no lost updates in a
-    # process; across processes the unique constraint guards the insert).
-    now = datetime.now(UTC)
-    params: dict[str, Any] = {"pid": project_id, "nm": name, "now": now}
-    if device_type:
-        params["dt"] = device_type
-    res = s.execute(_DEV_SEEN_TYPE if device_type else _DEV_SEEN, params)
-    if res.rowcount == 0:
-        s.execute(_DEV_INSERT, {"project_id": project_id, "name": name,
-                                "device_type": device_type, "first_seen": now,
-                                "last_seen": now, "sample_count": 1})
 
 
 def project_exists(db: Database, project_id: int) -> Project:

@@ -119,6 +119,67 @@ _STOP = object()
 _RETURNING: dict[Any, Any] = {}
 
 
+class DriverStatement:
+    """A Core statement compiled once, run straight on the DBAPI cursor.
+
+    SQLAlchemy's per-execution work (execution context, parameter processing, result
+    wrapping) costs more than SQLite's own work for the one-row statements of the ingest hot
+    path. This runs the statement SQLAlchemy compiled, with the values converted by the very
+    bind processors (and Python-side column defaults) SQLAlchemy would apply, so the stored
+    representation is identical. Only for dialects with positional parameters (SQLite);
+    :func:`driver_statement` returns None elsewhere and callers use ``conn.execute``.
+    """
+
+    __slots__ = ("defaults", "names", "procs", "sql")
+
+    def __init__(self, stmt: Any, dialect: Any, column_keys: list[str] | None) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+        self.sql: str = compiled.string
+        self.names: list[str] = list(compiled.positiontup or [])
+        procs = compiled._bind_processors
+        self.procs = [procs.get(n) for n in self.names]
+        self.defaults: list[tuple[str, Any]] = []
+        for col in (*compiled.insert_prefetch, *compiled.update_prefetch):
+            d = col.default if col in compiled.insert_prefetch else col.onupdate
+            if d is None or not (d.is_scalar or d.is_callable):
+                raise ValueError(f"column {col.key} has a default that runs in SQL")
+            self.defaults.append((col.key, d))
+
+    def row(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """``params`` (column keys / bind names → Python values) as the driver's tuple."""
+        if self.defaults:
+            params = dict(params)
+            for key, d in self.defaults:
+                if key not in params:
+                    params[key] = d.arg(None) if d.is_callable else d.arg
+        return tuple(p(params[n]) if p is not None else params[n]
+                     for n, p in zip(self.names, self.procs, strict=True))
+
+
+_DRIVER: dict[tuple[Any, ...], DriverStatement | None] = {}
+
+
+def driver_statement(conn: Connection, stmt: Any,
+                     keys: Any = None) -> tuple[DriverStatement, Any] | None:
+    """(compiled statement, DBAPI cursor) to run ``stmt`` on ``conn``'s own transaction
+    without SQLAlchemy's per-execution layer; None where that does not apply (not SQLite).
+    ``keys``: for INSERTs, the column keys the rows give (the others get their defaults)."""
+    dialect = conn.dialect
+    if dialect.name != "sqlite":
+        return None
+    ck = (id(stmt), stmt, tuple(keys) if keys is not None else None)
+    ds = _DRIVER.get(ck)
+    if ds is None and ck not in _DRIVER:
+        try:
+            ds = DriverStatement(stmt, dialect, list(keys) if keys is not None else None)
+        except (ValueError, AttributeError, TypeError):
+            ds = None
+        _DRIVER[ck] = ds
+    if ds is None:
+        return None
+    return ds, conn.connection.cursor()
+
+
 def _returning(stmt: Insert) -> Any:
     """``stmt ... RETURNING <primary key>`` in parameter order, built once per statement."""
     r = _RETURNING.get(stmt)
@@ -161,6 +222,22 @@ class _InsertOp(BatchOp):
 
     @classmethod
     def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        keys = list(ops[0].params)
+        drv = (driver_statement(conn, ops[0].stmt, keys)
+               if all(list(op.params) == keys for op in ops) else None)
+        if drv is not None:  # SQLite: straight on the cursor of this transaction
+            ds, cur = drv
+            try:
+                if not ops[0].returning_id:
+                    cur.executemany(ds.sql, [ds.row(op.params) for op in ops])
+                    return [None] * len(ops)
+                ids = []
+                for op in ops:
+                    cur.execute(ds.sql, ds.row(op.params))
+                    ids.append(int(cur.lastrowid))
+                return ids
+            finally:
+                cur.close()
         rows = [op.params for op in ops]
         if not ops[0].returning_id:
             conn.execute(ops[0].stmt, rows)
@@ -189,6 +266,10 @@ class GroupCommitter:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        # The writer thread's own connection, kept between batches (a pool checkout per
+        # batch costs, and SQLite keeps its page cache warm on a connection that is the
+        # only writer); dropped after any failure and reopened on the next batch.
+        self._conn: Connection | None = None
         self.pid = os.getpid()
         self._thread = threading.Thread(target=self._loop, name="tf-db-writer", daemon=True)
         self._thread.start()
@@ -212,6 +293,11 @@ class GroupCommitter:
         in parameter order) instead of one statement each."""
         return self.submit(_InsertOp(stmt, params, returning_id)).result()  # type: ignore[arg-type]
 
+    def insert_nowait(self, stmt: Insert, params: dict[str, Any]) -> Future[None]:
+        """Queue a one-row insert like :meth:`insert` without waiting for its commit; the
+        future resolves once it is committed (or failed)."""
+        return self.submit(_InsertOp(stmt, params, False))  # type: ignore[arg-type]
+
     def run(self, op: Callable[[Connection], T]) -> T:
         """Queue ``op`` and wait until it is committed; returns its result or raises its
         exception."""
@@ -226,6 +312,20 @@ class GroupCommitter:
 
     # -- the writer thread
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.exception("closing the database writer's connection failed")
+
+    def _serve(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -262,7 +362,10 @@ class GroupCommitter:
             if isinstance(op, BatchOp):
                 groups.setdefault((type(op), op.group_key), []).append(i)
         try:
-            with self.engine.begin() as conn:
+            if self._conn is None:
+                self._conn = self.engine.connect()
+            conn = self._conn
+            with conn.begin():
                 for (kind, _key), idx in groups.items():
                     out = kind.run_group(conn, [batch[i][0] for i in idx])  # type: ignore[misc]
                     for i, res in zip(idx, out, strict=True):
@@ -273,6 +376,7 @@ class GroupCommitter:
         except BaseException:
             # Someone's operation failed (or the commit did): nothing of the batch was
             # committed. Re-run each alone so only the failing ones fail.
+            self._drop_connection()
             for op, fut in batch:
                 try:
                     with self.engine.begin() as conn:

@@ -18,6 +18,7 @@ import base64
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -53,6 +54,12 @@ _META_KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _RESERVED_META_KEYS = frozenset({"sha256"})
 _READ_CHUNK = 1 << 20  # 1 MiB: how much a file-like source is asked for at a time
 _OVERLAP_MIN = 256 * 1024  # chunks at least this big are hashed while being written
+_WRITEBACK_STEP = 16 << 20  # large objects: start writeback of every 16 MiB written
+_TMP_COUNTER = itertools.count()  # temp file numbers (thread-safe: next() holds the GIL)
+_PID = [os.getpid()]  # for temp file names, without a system call each time
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+_O_DSYNC = getattr(os, "O_DSYNC", 0)
 
 
 @dataclass(frozen=True)
@@ -274,6 +281,56 @@ class _MeteredSource:
             self._pending = memoryview(bytes(data) + bytes(self._pending)).cast("B")
 
 
+class _Fd:
+    """Closes a raw file descriptor (for ``contextlib.closing``)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _mkdir_new(path: str) -> bool:
+    """Create directory ``path`` (and its parents); True if this call created ``path`` itself,
+    False if it existed already."""
+    try:
+        os.mkdir(path)
+        return True
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.mkdir(path)
+            return True
+        except FileExistsError:
+            return False
+
+
+def _immutable(chunk: bytes | bytearray | memoryview) -> bool:
+    """Whether ``chunk`` cannot change under us (bytes, or a view of bytes)."""
+    return isinstance(chunk, bytes) or (isinstance(chunk, memoryview)
+                                        and isinstance(chunk.obj, bytes))
+
+
+def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> None:
+    """os.write until every byte of ``chunk`` is written (no buffered-file layer)."""
+    view = memoryview(chunk)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk now, without
+    waiting (POSIX_FADV_DONTNEED starts asynchronous writeback of the dirty range), so the
+    final fsync of a large object finds little left to write: the disk works while the rest
+    of the stream is still arriving. Best effort (durability still comes from the fsync)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 def _verified(info: ObjectInfo, chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Yield ``chunks`` unchanged, then check size and sha256 against ``info``."""
     sha = hashlib.sha256()
@@ -418,13 +475,16 @@ class LocalObjectStore(ObjectStore):
     data fsync instead of two — most samples are a few hundred bytes.
 
     Durability (``fsync=True``, the default): when a put returns, the object survives a crash
-    or power loss: every file's bytes are fsync'ed before the file is linked in (so a
-    visible sidecar never points at bytes that were not on disk), and the key directory is
+    or power loss: every file's bytes are fsync'ed before the file is linked in (sidecars are
+    written with ``O_DSYNC``: the same guarantee in one system call; so a visible sidecar
+    never points at bytes that were not on disk), and the key directory is
     fsync'ed after the link (so the link itself is on disk). That is 2 fsyncs for an inline
     object (sidecar, directory) and 3 for a blob object (blob, sidecar, directory). Newly
     created parent directories are not fsync'ed one by one: on journaling file systems
     (ext4, xfs) the directory fsync commits the journal transaction holding their creation.
     ``fsync=False`` (tests) keeps atomic visibility but not durability across power loss.
+    Large streamed objects start their writeback every 16 MiB (``_start_writeback``), so
+    the final fsync does not have to write the whole object after the last byte arrives.
     """
 
     _SIDECAR = ".object.json"
@@ -450,10 +510,16 @@ class LocalObjectStore(ObjectStore):
     def _dir(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
 
-    def _tmp_name(self, prefix: str) -> tuple[int, str]:
-        # uuid names instead of mkstemp: no retry loop, no pathlib; O_EXCL still guards.
-        path = f"{self._tmp_s}/{prefix}{uuid.uuid4().hex}"
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+    def _tmp_name(self, prefix: str, flags: int = 0) -> tuple[int, str]:
+        # pid + process-wide counter instead of mkstemp or uuid4 (a getrandom syscall
+        # each): no pathlib, no randomness; O_EXCL still guards against a leftover of a
+        # dead process that had the same pid (then the next number is tried).
+        while True:
+            path = f"{self._tmp_s}/{prefix}{_PID[0]}-{next(_TMP_COUNTER)}"
+            try:
+                return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags, 0o600), path
+            except FileExistsError:
+                continue
 
     def _fsync(self, fd: int) -> None:
         if self._fsync_enabled:
@@ -578,8 +644,9 @@ class LocalObjectStore(ObjectStore):
         tmp_path: str | None = tmp
         hasher: ThreadPoolExecutor | None = None
         hashing: list[Future[None]] = []
+        written = flushed = 0
         try:
-            with os.fdopen(fd, "wb") as f:
+            with contextlib.closing(_Fd(fd)):
                 for chunk in src.chunks():
                     if len(chunk) >= _OVERLAP_MIN:
                         # Hash on another core while this one writes and pulls the next
@@ -590,19 +657,22 @@ class LocalObjectStore(ObjectStore):
                         if hasher is None:
                             hasher = ThreadPoolExecutor(1, thread_name_prefix="tf-sha256")
                         hashing.append(hasher.submit(src.hash, chunk))
-                        f.write(chunk)
-                        while hashing and (len(hashing) > 1 or not isinstance(chunk, bytes)):
+                        _write_all(fd, chunk)
+                        while hashing and (len(hashing) > 1 or not _immutable(chunk)):
                             hashing.pop(0).result()
                     else:
                         for done in hashing:
                             done.result()
                         hashing.clear()
                         src.hash(chunk)
-                        f.write(chunk)
+                        _write_all(fd, chunk)
+                    written += len(chunk)
+                    if self._fsync_enabled and written - flushed >= _WRITEBACK_STEP:
+                        _start_writeback(fd, flushed, written - flushed)
+                        flushed = written
                 for done in hashing:
                     done.result()
-                f.flush()
-                self._fsync(f.fileno())
+                self._fsync(fd)
             info = ObjectInfo(key, src.size, src.sha256, content_type, meta)
             blob = f"{self._BLOB}{uuid.uuid4().hex}"
             self._move_into(tmp, kdir, blob)
@@ -643,18 +713,29 @@ class LocalObjectStore(ObjectStore):
         }
         if inline is not None:
             doc["inline"] = base64.b64encode(inline).decode("ascii")
-        fd, mtmp = self._tmp_name("meta-")
+        payload = json.dumps(doc, sort_keys=True).encode()
+        # O_DSYNC: the one write returns once the bytes (and the size needed to read them)
+        # are on disk, like write + fdatasync in one system call.
+        dsync = _O_DSYNC if self._fsync_enabled else 0
+        fd, mtmp = self._tmp_name("meta-", dsync)
+        moved = False
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(doc, sort_keys=True).encode())
-                f.flush()
-                self._fsync(f.fileno())
+            try:
+                _write_all(fd, payload)
+                if not dsync:
+                    self._fsync(fd)
+            finally:
+                os.close(fd)
             target = kdir / self._SIDECAR
+            # A key directory this call creates holds nothing yet, so there is no old
+            # version to read (a new sample's objects, the common case: mkdir + rename).
+            fresh = blob is None and _mkdir_new(str(kdir))
             for attempt in range(20):
                 try:
                     if overwrite:
-                        old = self._read_sidecar(kdir)
+                        old = None if fresh else self._read_sidecar(kdir)
                         os.replace(mtmp, target)
+                        moved = True
                         # Blob names are unique per write: the old one is referenced by nobody.
                         old_blob = old.get("blob") if old is not None else None
                         if old_blob and old_blob != blob:
@@ -674,11 +755,13 @@ class LocalObjectStore(ObjectStore):
                     # prune it between mkdir and link: create it again.
                     if blob is not None or attempt == 19:
                         raise
+                    fresh = False
                     kdir.mkdir(parents=True, exist_ok=True)
             self._fsync_dir(kdir)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(mtmp)
+            if not moved:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(mtmp)
 
     def delete(self, key: str) -> None:
         key = validate_key(key)
