@@ -78,12 +78,19 @@ def test_every_format_is_stored_with_original_and_canonical(ingest, tenant, plat
     # ... which is the PCM signal up to the library's choice of scale
     scale = npz["values"][3, 0] / 32767.0
     np.testing.assert_allclose(npz["values"][:, 0], pcm * scale, rtol=1e-4, atol=abs(scale))
+    # an EI envelope is its own canonical object too: the .npz is derived from it on request
+    for name in ("a.json", "b.cbor"):
+        chunks = ingest.stub.DownloadSample(ipb.DownloadSampleRequest(
+            project_id=pid, sample_id=got[name].id, canonical=True), metadata=ingest.md)
+        npz = np.load(io.BytesIO(b"".join(c.chunk for c in chunks)))
+        want = parse_upload(files[name], allow_unsigned=True).series
+        np.testing.assert_array_equal(npz["values"], want.values)
     rows, keys = stored(platform, pid)
     assert rows == 5
     assert sorted(keys) == sorted(
         [f"projects/{pid}/raw/{s.id}/original" for s in got.values()]
         + [f"projects/{pid}/raw/{s.id}/canonical.npz" for n, s in got.items()
-           if n not in ("e.png", "d.wav")]), "a WAV is its own canonical object: no copy"
+           if n.endswith(".csv")]), "WAV and EI envelopes are their own canonical object"
 
 
 def test_list_filters_and_paging(ingest, tenant) -> None:

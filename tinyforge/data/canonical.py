@@ -50,6 +50,10 @@ class SourceFormat(StrEnum):
     PNG = "png"
 
 
+#: Formats whose original upload is its own canonical object (no derived copy is stored):
+#: lossless containers of the series :meth:`TimeSeries.from_bytes` reads back as parsed.
+ORIGINAL_IS_CANONICAL = frozenset({SourceFormat.WAV, SourceFormat.EI_JSON, SourceFormat.EI_CBOR})
+
 #: Content type to store the original upload under, per recognised format.
 CONTENT_TYPES: dict[SourceFormat, str] = {
     SourceFormat.EI_JSON: "application/json",
@@ -137,14 +141,23 @@ class TimeSeries:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TimeSeries:
-        """Read back what :meth:`to_bytes` wrote, or a WAV file (the stored canonical object
-        of WAV uploads is the original file: a lossless container of the same int16-unit
-        array, decoded by :func:`tinyforge.data.wav.parse_wav`). Raises InvalidArgument if
-        it is neither."""
+        """Read back what :meth:`to_bytes` wrote, a WAV file or an Edge Impulse acquisition
+        envelope (JSON/CBOR): the stored canonical object of WAV and EI uploads is the
+        original file (see :data:`ORIGINAL_IS_CANONICAL`), parsed again exactly as at ingest
+        (the signature was checked then, so it is not checked here). Raises InvalidArgument
+        if it is none of these."""
         if data[:4] == b"RIFF":
             from tinyforge.data.wav import parse_wav  # wav imports this module
 
             return parse_wav(data)
+        if data[:2] != b"PK":  # not a zip (.npz): an acquisition envelope, or nothing valid
+            from tinyforge.data.formats import parse_upload  # formats imports this module
+
+            parsed = parse_upload(data, allow_unsigned=True, max_bytes=None)
+            if parsed.format not in ORIGINAL_IS_CANONICAL or parsed.series is None:
+                raise InvalidArgument(f"a {parsed.format} file is not a canonical series "
+                                      "object", field="data")
+            return parsed.series
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 values = np.ascontiguousarray(npz["values"], dtype=np.float32)

@@ -6,10 +6,10 @@ Ingesting one sample:
 2. the upload is parsed into its canonical form (:func:`tinyforge.data.formats.parse_upload`);
 3. a ``pending`` row reserves the sample id (pending rows are invisible to every query);
 4. the original bytes go to ``projects/{project_id}/raw/{sample_id}/original`` and the
-   canonical ``.npz`` (time series and audio) to ``.../canonical.npz`` — except for WAV,
-   whose original file is its canonical object (``canonical_key == raw_key``; a lossless
-   container of the int16-unit array that ``TimeSeries.from_bytes`` reads; a copy would be
-   twice the upload as float32);
+   canonical ``.npz`` (CSV time series) to ``.../canonical.npz`` — WAV and Edge Impulse
+   JSON/CBOR envelopes are their own canonical object (``canonical_key == raw_key``:
+   lossless containers of the series that ``TimeSeries.from_bytes`` parses again; a copy
+   would cost a second object per sample on the ingest path, or twice a WAV as float32);
 5. one transaction marks the row ``ready``, checks duplicates (when asked) and counts the
    sample in the device registry.
 
@@ -53,6 +53,7 @@ from tinyforge.accounts.projects import get_project
 from tinyforge.accounts.validation import check_id
 from tinyforge.auth import cache
 from tinyforge.data.canonical import (
+    ORIGINAL_IS_CANONICAL,
     ParsedSample,
     SampleKind,
     SourceFormat,
@@ -325,7 +326,7 @@ class SampleStore:
                 canonical_is_original: bool = False) -> Sample:
         fields = {**_ROW_DEFAULTS, **_derive(parsed, chk, opts)}
         if canonical_is_original:
-            # WAV: the original file is a lossless container of the int16-unit array and
+            # WAV / EI envelope: the original file is a lossless container of the series and
             # TimeSeries.from_bytes reads it directly, so no second copy is stored.
             fields["canonical_key"] = raw_key(project_id, sample_id)
         elif parsed.series is not None:
@@ -373,7 +374,7 @@ class SampleStore:
             info = self.objects.put_bytes(raw_key(project_id, sample_id), data,
                                           content_type=parsed.content_type, overwrite=True)
             return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size,
-                                canonical_is_original=parsed.format is SourceFormat.WAV)
+                                canonical_is_original=parsed.format in ORIGINAL_IS_CANONICAL)
         except BaseException:
             self._discard(project_id, sample_id)
             raise
@@ -400,7 +401,7 @@ class SampleStore:
                 parsed = self._parse(data, opts, project_id)
                 del data
             return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size,
-                                canonical_is_original=parsed.format is SourceFormat.WAV)
+                                canonical_is_original=parsed.format in ORIGINAL_IS_CANONICAL)
         except BaseException:
             self._discard(project_id, sample_id)
             raise
@@ -512,7 +513,7 @@ class SampleStore:
             if not row.canonical_key:
                 raise NotFound(f"sample {sample_id} ({row.kind}) has no canonical array; its "
                                "original file is its canonical form", field="canonical")
-            if row.canonical_key == row.raw_key:  # WAV: the .npz is derived on request
+            if row.canonical_key == row.raw_key:  # WAV/EI: the .npz is derived on request
                 npz = TimeSeries.from_bytes(self.objects.get_bytes(key)).to_bytes()
                 return row, (npz[i:i + chunk_size] for i in range(0, len(npz), chunk_size))
             key = row.canonical_key
