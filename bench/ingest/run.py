@@ -238,7 +238,7 @@ def main() -> None:
             print(f"  {label}: {rate:8.1f} samples/s   (server CPU {srv:.2f} ms/sample "
                   f"({ksys:.2f} kernel), clients {cli:.2f} ms/sample)")
         print(f"  raw   file+fsync, same disk: {raw_rate:8.1f} files/s "
-              f"(a JSON sample = 2 objects: original + canonical .npz)")
+              f"(a JSON sample is 1 object: the envelope is its own canonical form)")
         print(f"  goal >= 500 samples/s (one sample per request): HTTP "
               f"{'met' if http_rate >= 500 else 'MISSED'}, gRPC "
               f"{'met' if grpc_rate >= 500 else 'MISSED'}")
