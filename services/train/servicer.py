@@ -99,7 +99,9 @@ class TrainServicer(pb_grpc.TrainServiceServicer):
                            learn_block=request.learn_block,
                            params=parse_params(request.params_json),
                            options=options_from_pb(request.options))
-        plan = plan_training(self.ctx.db, request.project_id, req, self.ctx.objects)
+        # engines local/argo run a custom learn block as a pipeline step of its own
+        plan = plan_training(self.ctx.db, request.project_id, req, self.ctx.objects,
+                             block_step=self.ctx.settings.workflow_engine != "inprocess")
         # the job trains exactly the resolved version / block
         resolved = TrainRequest(impulse_id=plan.impulse_id, version=plan.version,
                                 learn_block=plan.learn.name, params=req.params,

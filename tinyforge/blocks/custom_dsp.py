@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyforge.blocks.contract import DSP_FEATURES
 from tinyforge.blocks.registered import (
     CUSTOM_PREFIX,
     choose_engine,
@@ -128,16 +129,11 @@ class CustomDspBlock(ProcessingBlock):
         neither is possible (naming why). See :func:`tinyforge.blocks.registered.choose_engine`."""
         return choose_engine(self.registered, self.allow_local)
 
-    def features_batch(self, signals: np.ndarray, fs: float,
-                       params: dict[str, Any] | None = None) -> np.ndarray:
-        """Run the block once over N windows ``[N, *window]``: float32 ``[N, *output shape]``.
-
-        Raises InvalidArgument for bad input or params, the :mod:`tinyforge.blocks.errors`
-        classes (with the block's log tail) when the block fails, times out or writes no
-        valid features.
-        """
-        from tinyforge.blocks.run import run_block
-
+    def batch_input(self, signals: np.ndarray, fs: float, params: dict[str, Any] | None = None
+                    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Check a batch ``[N, *window]`` and the params as a run of the block would: the
+        float32 contiguous ``X.npy`` the block receives and the validated params (defaults
+        filled in). InvalidArgument for bad input or params."""
         signals = np.asarray(signals)
         if signals.ndim < 2:
             raise InvalidArgument(f"batch must be [N, T, axes] (or [N, H, W, C]), got shape "
@@ -148,6 +144,41 @@ class CustomDspBlock(ProcessingBlock):
         x = np.ascontiguousarray(signals, dtype=np.float32)
         if not np.all(np.isfinite(x)):
             raise InvalidArgument("signal contains NaN or infinite values", field="signal")
+        return x, p
+
+    def load_output(self, out_dir: Path, rows: int, p: dict[str, Any],
+                    window_shape: tuple[int, ...], *, where: str | None = None) -> np.ndarray:
+        """The features a run of the block over ``rows`` windows of ``window_shape`` with
+        validated params ``p`` left in ``out_dir``: float32 ``[rows, *output shape]``, the
+        shape remembered (:meth:`learned_shape`). BlockFailed (naming the block) when the output
+        breaks the contract (missing, wrong row count, not finite); ``where`` names the run in
+        the message (default: the block and version)."""
+        from tinyforge.blocks.contract import InputInfo, check_output
+        from tinyforge.blocks.errors import BlockFailed
+
+        problem = check_output("dsp", out_dir, InputInfo(out_dir, True, rows=rows))
+        if problem is not None:
+            where = where or f"block {self.name!r} v{self.implementation_version}"
+            raise BlockFailed(f"{where}: {problem}", field="block")
+        feats = np.load(out_dir / DSP_FEATURES, allow_pickle=False)
+        feats = np.asarray(feats, dtype=np.float32).reshape(rows, -1) if feats.ndim == 1 \
+            else feats.astype(np.float32, copy=False)
+        with _lock:
+            _shapes[self._shape_key(p, tuple(window_shape))] = tuple(
+                int(d) for d in feats.shape[1:])
+        return feats
+
+    def features_batch(self, signals: np.ndarray, fs: float,
+                       params: dict[str, Any] | None = None) -> np.ndarray:
+        """Run the block once over N windows ``[N, *window]``: float32 ``[N, *output shape]``.
+
+        Raises InvalidArgument for bad input or params, the :mod:`tinyforge.blocks.errors`
+        classes (with the block's log tail) when the block fails, times out or writes no
+        valid features.
+        """
+        from tinyforge.blocks.run import run_block
+
+        x, p = self.batch_input(signals, fs, params)
         n = x.shape[0]
         if n == 0:
             shape = self.learned_shape(p, x.shape[1:])
@@ -164,12 +195,7 @@ class CustomDspBlock(ProcessingBlock):
             np.save(in_path, x)
             res = run_block(resolved, in_path, Path(tmp) / "out", params=p, engine=engine,
                             log=self._log, cancelled=self._cancelled)
-            feats = np.load(res.out_dir / "features.npy", allow_pickle=False)
-        feats = np.asarray(feats, dtype=np.float32).reshape(n, -1) if feats.ndim == 1 \
-            else feats.astype(np.float32, copy=False)
-        with _lock:
-            _shapes[self._shape_key(p, x.shape[1:])] = tuple(int(d) for d in feats.shape[1:])
-        return feats
+            return self.load_output(res.out_dir, n, p, x.shape[1:])
 
 
 class RegistryResolver:

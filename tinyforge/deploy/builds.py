@@ -22,7 +22,12 @@ A build turns a stored model (:mod:`tinyforge.training.store`) into one deployme
 A format ``custom:NAME[@VERSION]`` names an organization's registered deploy block
 (:mod:`tinyforge.deploy.custom_block`): the child builds ``c-library`` first, then the block runs
 on it in the job (input: ``deployment-metadata.json``, the model files, the C library) and the
-one file it writes is stored as ``projects/P/builds/B/artifact<.ext>``.
+one file it writes is stored as ``projects/P/builds/B/artifact<.ext>``. In a pipeline the block
+runs as a workflow step of its own: ``run_build(..., stage_block=True)`` stops once the block's
+input is staged under ``projects/P/builds/B/block-in/`` (the build stays ``running``), the
+block's step writes under ``block-out/``, and :func:`finish_block_build` checks and stores that
+output exactly as the in-process path does; :func:`abandon_builds` fails what a pipeline left
+unfinished and :func:`remove_block_staging` removes the staged keys.
 
 Builder options (besides the format's own, passed through): ``test_windows`` (how many test
 windows to verify on the target, default 100, spread evenly over the testing set),
@@ -116,6 +121,16 @@ def build_prefix(project_id: int, build_id: int) -> str:
 def artifact_key(project_id: int, build_id: int) -> str:
     """Object key of a build's zip."""
     return build_prefix(project_id, build_id) + ARTIFACT_FILE
+
+
+def block_in_key(project_id: int, build_id: int) -> str:
+    """Key (a folder, no trailing ``/``) of a custom build's staged deploy block input."""
+    return build_prefix(project_id, build_id) + "block-in"
+
+
+def block_out_key(project_id: int, build_id: int) -> str:
+    """Key (a folder, no trailing ``/``) where a deploy block's workflow step writes."""
+    return build_prefix(project_id, build_id) + "block-out"
 
 
 def model_dir_prefix(project_id: int, build_id: int) -> str:
@@ -544,12 +559,17 @@ def _now() -> datetime:
 
 
 def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int,
-              reporter: Reporter | None = None) -> dict[str, Any]:
+              reporter: Reporter | None = None, *, stage_block: bool = False) -> dict[str, Any]:
     """Run build ``build_id`` (the job body): bundle -> child build -> stored artifact.
 
     Returns ``{"build_id", "artifact_key", "size", "sha256", "metrics"}``. On any failure the
     build's objects are deleted, the row is ``failed`` with the reason, and the error is
     raised again (the job fails with it).
+
+    ``stage_block`` (pipelines): a custom deploy block build stops before the block runs: its
+    input is staged under :func:`block_in_key` and the build stays ``running``; returns
+    ``{"build_id", "custom": True, "block", "image", "pod_spec_patch", "in_key", "out_key"}``
+    for the block's workflow step, to be followed by :func:`finish_block_build`.
     """
     from tinyforge.deploy.kserve_format import model_files
 
@@ -565,7 +585,6 @@ def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int
         impulse_id, impulse_version = row.impulse_id, row.impulse_version
         project = s.get(Project, project_id)
         pname = project.name if project is not None else "impulse"
-    prefix = build_prefix(project_id, build_id)
     custom = is_custom_format(fmt)
     block_version, block_params = 0, {}
     if custom:
@@ -588,9 +607,11 @@ def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int
         if custom:  # the block is looked up (and can run here) before the C library is made
             ready = custom_block.resolve_for_build(
                 db, project_id=project_id, build_id=build_id, fmt=fmt, version=block_version,
-                parameters=block_params)
+                parameters=block_params, as_step=stage_block)
         rep.progress(0.1, f"building {fmt} for {target}")
         key, content_type = artifact_key(project_id, build_id), "application/zip"
+        model = {"id": model_id, "impulseId": impulse_id, "impulseVersion": impulse_version,
+                 "labels": list(bundle.labels)}
         with tempfile.TemporaryDirectory(prefix=f"tinyforge-build-{build_id}-") as tmp:
             work = Path(tmp)
             if custom:  # the C library first; the deploy block wraps it
@@ -599,14 +620,19 @@ def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int
             write_request(work, bundle, custom_block.BASE_FORMAT if custom else fmt, target,
                           fmt_options, timeout_s)
             result = run_child_build(work, timeout_s, rep)
+            if ready is not None and stage_block:
+                rep.progress(0.6, f"staging the input of deploy block {ready.reg.reference}")
+                return _stage_block(db, objects, project_id, build_id, ready, fmt=fmt,
+                                    bundle=bundle, library=result, work=work / "custom",
+                                    target=target, precision=precision, model=model,
+                                    deadline=deadline, log=rep.log)
             if ready is not None:
                 rep.progress(0.6, f"running deploy block {ready.reg.reference}")
                 made = custom_block.run_block_build(
                     objects, ready, build_id=build_id, fmt=fmt, bundle=bundle,
                     library=result, work=work / "custom", target=target, precision=precision,
-                    model={"id": model_id, "impulseId": impulse_id,
-                           "impulseVersion": impulse_version, "labels": list(bundle.labels)},
-                    deadline=deadline, log=rep.log, cancelled=lambda: rep.cancelled)
+                    model=model, deadline=deadline, log=rep.log,
+                    cancelled=lambda: rep.cancelled)
                 result = {"artifact": str(made.artifact), "metrics": made.metrics,
                           "files": made.files}
                 key = (build_prefix(project_id, build_id) + "artifact"
@@ -620,34 +646,163 @@ def run_build(db: Database, objects: ObjectStore, project_id: int, build_id: int
                 for fname, data in sorted(model_files(bundle).items()):
                     objects.put_bytes(model_prefix + fname, data)
                 rep.log(f"model directory stored under {model_prefix}")
-            with open(result["artifact"], "rb") as fh:
-                info = objects.put_stream(key, fh, content_type=content_type,
-                                          metadata={"build-id": str(build_id)},
-                                          max_bytes=MAX_ARTIFACT_BYTES)
-        metrics = dict(result["metrics"])
-        with db.session() as s:
-            row = s.get(Build, build_id)
-            if row is None:  # the project was deleted while building
-                raise NotFound(f"build {build_id} no longer exists", field="build_id")
-            row.metrics = metrics
-            row.files = list(result["files"])
-            row.artifact_key, row.artifact_size, row.artifact_sha256 = (
-                info.key, info.size, info.sha256)
-            row.model_prefix = model_prefix
-            row.state, row.finished_at, row.error = READY, _now(), ""
+            summary = _complete(db, objects, project_id, build_id, Path(result["artifact"]),
+                                key=key, content_type=content_type,
+                                metrics=dict(result["metrics"]), files=list(result["files"]),
+                                model_prefix=model_prefix)
     except BaseException as exc:
-        objects.delete_prefix(prefix)
-        reason = (f"{type(exc).__name__}: {exc.message}" if isinstance(exc, TinyForgeError)
-                  else f"{type(exc).__name__}: {exc}")
+        fail_build(db, objects, project_id, build_id, _reason(exc))
+        raise
+    _log_ready(rep, summary)
+    return summary
+
+
+def _reason(exc: BaseException) -> str:
+    return (f"{type(exc).__name__}: {exc.message}" if isinstance(exc, TinyForgeError)
+            else f"{type(exc).__name__}: {exc}")
+
+
+def _log_ready(rep: Reporter, summary: dict[str, Any]) -> None:
+    rep.log(f"build {summary['build_id']} ready: {summary['artifact_key']} ({summary['size']} "
+            "bytes); " + ", ".join(f"{k}={v}" for k, v in sorted(summary["metrics"].items())))
+
+
+def fail_build(db: Database, objects: ObjectStore, project_id: int, build_id: int,
+               reason: str) -> None:
+    """Delete every object of the build and record it ``failed`` with ``reason``."""
+    objects.delete_prefix(build_prefix(project_id, build_id))
+    with db.session() as s:
+        row = s.get(Build, build_id)
+        if row is not None:
+            row.state, row.finished_at, row.error = FAILED, _now(), reason[:4000]
+
+
+def build_summary(row: Build) -> dict[str, Any]:
+    """The job result of a ready build (what :func:`run_build` returns)."""
+    return {"build_id": row.id, "artifact_key": row.artifact_key, "size": row.artifact_size,
+            "sha256": row.artifact_sha256, "metrics": dict(row.metrics or {})}
+
+
+def _complete(db: Database, objects: ObjectStore, project_id: int, build_id: int,
+              artifact: Path, *, key: str, content_type: str, metrics: dict[str, Any],
+              files: list[str], model_prefix: str = "") -> dict[str, Any]:
+    """Store ``artifact`` as the build's object ``key`` and mark the build ``ready``."""
+    with open(artifact, "rb") as fh:
+        info = objects.put_stream(key, fh, content_type=content_type,
+                                  metadata={"build-id": str(build_id)},
+                                  max_bytes=MAX_ARTIFACT_BYTES)
+    with db.session() as s:
+        row = s.get(Build, build_id)
+        if row is None:  # the project was deleted while building
+            raise NotFound(f"build {build_id} no longer exists", field="build_id")
+        row.metrics = metrics
+        row.files = files
+        row.artifact_key, row.artifact_size, row.artifact_sha256 = (
+            info.key, info.size, info.sha256)
+        row.model_prefix = model_prefix
+        row.state, row.finished_at, row.error = READY, _now(), ""
+        return build_summary(row)
+
+
+def _stage_block(db: Database, objects: ObjectStore, project_id: int, build_id: int,
+                 ready: custom_block.ReadyBlock, **kw: Any) -> dict[str, Any]:
+    """Stage the block's input (see :func:`run_build`); the C library's metrics are kept on
+    the running build for :func:`finish_block_build`."""
+    stage = custom_block.stage_block_input(
+        objects, ready, in_key=block_in_key(project_id, build_id),
+        out_key=block_out_key(project_id, build_id), build_id=build_id, **kw)
+    with db.session() as s:
+        row = s.get(Build, build_id)
+        if row is None:
+            raise NotFound(f"build {build_id} no longer exists", field="build_id")
+        row.metrics = dict(kw["library"].get("metrics") or {})
+    return {"build_id": build_id, "custom": True, "block": ready.reg.reference,
+            "image": stage.image, "pod_spec_patch": stage.pod_spec_patch,
+            "in_key": stage.in_key, "out_key": stage.out_key}
+
+
+def finish_block_build(db: Database, objects: ObjectStore, project_id: int, build_id: int,
+                       reporter: Reporter | None = None) -> dict[str, Any]:
+    """Complete a custom build whose deploy block ran as a workflow step (see
+    :func:`run_build` with ``stage_block``): check the one file the block wrote under
+    :func:`block_out_key`, store it as the build's artifact (``artifact<.ext>``) and mark the
+    build ``ready`` exactly as the in-process path does; the staged keys are removed. Returns
+    the job result; on failure the build is ``failed`` (BlockFailed naming the block and the
+    problem) with no object left, and the error raised."""
+    rep: Reporter = reporter or _Quiet()
+    with db.session() as s:
+        row = get_build(s, project_id, build_id)
+        if row.state != RUNNING or not is_custom_format(row.format):
+            raise FailedPrecondition(f"build {build_id} is a {row.state} {row.format} build, not "
+                                     "a running custom deploy block build", field="build_id")
+        reference = block_reference(row)
+        library_metrics = dict(row.metrics or {})
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"tinyforge-build-{build_id}-") as tmp:
+            artifact = custom_block.block_output_file(
+                objects, block_out_key(project_id, build_id), Path(tmp) / "out",
+                block=reference)
+            rep.log(f"deploy block {reference} wrote {artifact.name} "
+                    f"({artifact.stat().st_size} bytes)")
+            rep.progress(0.9, "storing the artifact")
+            key = (build_prefix(project_id, build_id) + "artifact"
+                   + custom_block.artifact_suffix(artifact.name))
+            summary = _complete(
+                db, objects, project_id, build_id, artifact, key=key,
+                content_type=custom_block.artifact_content_type(artifact.name),
+                metrics=custom_block.block_metrics(library_metrics, reference,
+                                                   custom_block.STEP_ENGINE),
+                files=[artifact.name])
+        remove_block_staging(objects, project_id, build_id)
+    except BaseException as exc:
+        fail_build(db, objects, project_id, build_id, _reason(exc))
+        raise
+    _log_ready(rep, summary)
+    return summary
+
+
+def block_reference(row: Build) -> str:
+    """``custom:NAME@VERSION`` of a custom build's pinned deploy block."""
+    _rest, version, _params = custom_block.split_options(dict(row.options or {}))
+    name, _v = custom_block.parse_format(row.format)
+    return f"{custom_block.CUSTOM_PREFIX}{name}@{version}"
+
+
+def remove_block_staging(objects: ObjectStore, project_id: int, build_id: int) -> int:
+    """Remove a build's staged deploy block input and output; returns the objects removed."""
+    return sum(objects.delete_prefix(k + "/") for k in (block_in_key(project_id, build_id),
+                                                        block_out_key(project_id, build_id)))
+
+
+def job_builds(db: Database, project_id: int, job_id: int, build_id: int = 0) -> list[int]:
+    """Ids of the project's builds made by job ``job_id`` (and ``build_id`` when > 0)."""
+    from sqlalchemy import or_, select
+
+    conds = [Build.job_id == job_id] if job_id > 0 else []
+    if build_id > 0:
+        conds.append(Build.id == build_id)
+    if not conds:
+        return []
+    with db.session() as s:
+        return sorted(s.scalars(select(Build.id).where(Build.project_id == project_id,
+                                                       or_(*conds))))
+
+
+def abandon_builds(db: Database, objects: ObjectStore, project_id: int, build_ids: list[int],
+                   reason: Callable[[Build], str]) -> list[int]:
+    """Fail each of ``build_ids`` still pending or running (a pipeline ended without
+    finishing it) with ``reason(row)``, deleting its objects; returns the ids failed."""
+    failed = []
+    for build_id in build_ids:
         with db.session() as s:
             row = s.get(Build, build_id)
-            if row is not None:
-                row.state, row.finished_at, row.error = FAILED, _now(), reason[:4000]
-        raise
-    rep.log(f"build {build_id} ready: {info.key} ({info.size} bytes); " + ", ".join(
-        f"{k}={v}" for k, v in sorted(metrics.items())))
-    return {"build_id": build_id, "artifact_key": info.key, "size": info.size,
-            "sha256": info.sha256, "metrics": metrics}
+            if row is None or row.project_id != project_id or row.state not in (PENDING,
+                                                                                RUNNING):
+                continue
+            why = reason(row)
+        fail_build(db, objects, project_id, build_id, why)
+        failed.append(build_id)
+    return failed
 
 
 if __name__ == "__main__":

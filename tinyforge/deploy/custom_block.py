@@ -23,6 +23,13 @@ like a built-in one, with one extra stage:
 A block that exits non-zero, writes no file or several, or outlives the build's remaining time
 fails the build with the block's last output lines in the error (the
 :mod:`tinyforge.blocks.errors` classes), and no artifact is stored.
+
+In a pipeline (engines ``local`` / ``argo``, ``hera_workflows/build.py``) the block runs as a
+workflow step of its own instead, from its image: :func:`stage_block_input` writes the same
+input directory and uploads it under the build's ``block-in`` key, with the step's image and pod
+spec patch (the same contract argv, at ``/block/in`` and ``/block/out``); after the step,
+:func:`block_output_file` fetches what it wrote under ``block-out`` and applies the same output
+check as an in-process run.
 """
 
 from __future__ import annotations
@@ -366,17 +373,25 @@ class ReadyBlock:
 
     reg: RegisteredBlock
     values: dict[str, Any]  # every parameter, validated, defaults filled in
-    engine: str  # "podman" | "local"
+    engine: str  # "podman" | "local" | STEP_ENGINE
     project: dict[str, Any]  # {"id", "name"}
     deploy_counter: int
+    image: str = ""  # STEP_ENGINE: the image the block's workflow step runs
+
+
+#: :attr:`ReadyBlock.engine` of a block that runs as a workflow step of its own
+STEP_ENGINE = "workflow-step"
 
 
 def resolve_for_build(db: Any, *, project_id: int, build_id: int, fmt: str, version: int,
-                      parameters: dict[str, str], allow_local: bool | None = None) -> ReadyBlock:
+                      parameters: dict[str, str], allow_local: bool | None = None,
+                      as_step: bool = False) -> ReadyBlock:
     """Look up the pinned ``version`` of the block of ``fmt``, re-validate the parameters and
     choose the engine, so a build whose block is gone or cannot run here fails before any
-    toolchain work. NotFound / InvalidArgument / FailedPrecondition (all ``field=format`` or
-    ``parameters.<key>``)."""
+    toolchain work. ``as_step``: the block will run as a workflow step (its image, or the
+    local-block marker where local commands are allowed: :func:`tinyforge.blocks.step.
+    block_step_image`), not in this process. NotFound / InvalidArgument / FailedPrecondition
+    (all ``field=format`` or ``parameters.<key>``)."""
     from tinyforge.accounts.projects import get_project
 
     name, _latest = parse_format(fmt)
@@ -385,7 +400,72 @@ def resolve_for_build(db: Any, *, project_id: int, build_id: int, fmt: str, vers
         values = check_parameters(reg, parameters)
         project = {"id": project_id, "name": get_project(s, project_id).name}
         counter = deploy_counter(s, project_id, build_id)
+    if as_step:
+        from tinyforge.blocks.step import block_step_image
+
+        try:
+            image = block_step_image(reg, field="format")
+        except FailedPrecondition as exc:
+            raise FailedPrecondition(f"deploy {exc.message}", field="format") from None
+        return ReadyBlock(reg, values, STEP_ENGINE, project, counter, image)
     return ReadyBlock(reg, values, block_engine(reg, allow_local), project, counter)
+
+
+def write_block_input(
+    ready: ReadyBlock, in_dir: Path, *, build_id: int, fmt: str, bundle: DeployBundle,
+    library: dict[str, Any], target: str, precision: str, model: dict[str, Any],
+    folders: dict[str, str],
+) -> dict[str, Any]:
+    """Write the deploy block's input directory ``in_dir`` (new): the C library (unpacked from
+    ``library["artifact"]``) under :data:`LIBRARY_DIR`, the model files under
+    :data:`MODEL_DIR` and ``deployment-metadata.json``, which it returns. ``folders``: the
+    input (and output) folder as the block sees them."""
+    reg = ready.reg
+    in_dir.mkdir(parents=True)
+    lib = unpack_library(Path(library["artifact"]), in_dir / LIBRARY_DIR)
+    (in_dir / MODEL_DIR).mkdir()
+    model_files = {"int8": f"{MODEL_DIR}/model_int8.tflite"}
+    (in_dir / model_files["int8"]).write_bytes(bundle.model_int8)
+    if bundle.model_float32 is not None:
+        model_files["float32"] = f"{MODEL_DIR}/model_float32.tflite"
+        (in_dir / model_files["float32"]).write_bytes(bundle.model_float32)
+    lib_metrics = dict(library.get("metrics") or {})
+    meta = deployment_metadata(
+        bundle, project=dict(ready.project),
+        build={"id": build_id, "format": fmt, "block": reg.reference, "target": target,
+               "precision": precision, "parameters": ready.values},
+        model=model, deploy_counter=ready.deploy_counter, model_files=model_files,
+        library={"directory": LIBRARY_DIR, "name": bundle.name, "format": BASE_FORMAT,
+                 **{k: lib[k] for k in ("sources", "headers", "includeDirs")},
+                 "metrics": lib_metrics},
+        folders=folders, arena_bytes=lib_metrics.get("arena_bytes"))
+    (in_dir / "deployment-metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return meta
+
+
+def block_metrics(library_metrics: dict[str, Any], reference: str, engine: str,
+                  seconds: float | None = None) -> dict[str, Any]:
+    """A custom build's metrics: the C library's, the block that ran and how (and how long,
+    in seconds, when known)."""
+    metrics = dict(library_metrics)
+    metrics.update(block=reference, block_engine=engine)
+    if seconds is not None:
+        metrics["block_seconds"] = seconds
+    if "verified_on" in metrics and "(the C library" not in str(metrics["verified_on"]):
+        metrics["verified_on"] = f"{metrics['verified_on']} (the C library given to the block)"
+    return metrics
+
+
+def _block_time_limit(reg: RegisteredBlock, deadline: float) -> float:
+    """Seconds the block may run: its own limit, within the build's remaining time."""
+    from tinyforge.blocks.limits import limits_from_info
+
+    left = deadline - time.monotonic()
+    if left < 1:
+        raise DeadlineExceeded("the build's time limit passed before the deploy block could run",
+                               field="timeout_s")
+    own = limits_from_info(reg.manifest.info).resolved().timeout_s or left
+    return min(float(own), left)
 
 
 def run_block_build(
@@ -402,43 +482,20 @@ def run_block_build(
     classes with the block's log tail (non-zero exit, no file or several, time limit, ...).
     """
     from tinyforge.blocks.contract import IN_MOUNT, OUT_MOUNT
-    from tinyforge.blocks.limits import BlockLimits, limits_from_info
+    from tinyforge.blocks.limits import BlockLimits
     from tinyforge.blocks.run import run_block
 
     reg, engine, values = ready.reg, ready.engine, ready.values
     log(f"deploy block {reg.reference} ({reg.manifest.name}) runs with {engine}")
-
     in_dir = work / "block-in"
-    in_dir.mkdir(parents=True)
-    lib = unpack_library(Path(library["artifact"]), in_dir / LIBRARY_DIR)
-    (in_dir / MODEL_DIR).mkdir()
-    model_files = {"int8": f"{MODEL_DIR}/model_int8.tflite"}
-    (in_dir / model_files["int8"]).write_bytes(bundle.model_int8)
-    if bundle.model_float32 is not None:
-        model_files["float32"] = f"{MODEL_DIR}/model_float32.tflite"
-        (in_dir / model_files["float32"]).write_bytes(bundle.model_float32)
-    lib_metrics = dict(library.get("metrics") or {})
     # paths as the block sees them; a local command's output folder is a fresh temporary one
     # known only to --out-directory
     folders = ({"input": IN_MOUNT, "output": OUT_MOUNT} if engine == "podman"
                else {"input": str(in_dir.resolve())})
-    meta = deployment_metadata(
-        bundle, project=dict(ready.project),
-        build={"id": build_id, "format": fmt, "block": reg.reference, "target": target,
-               "precision": precision, "parameters": values},
-        model=model, deploy_counter=ready.deploy_counter, model_files=model_files,
-        library={"directory": LIBRARY_DIR, "name": bundle.name, "format": BASE_FORMAT,
-                 **{k: lib[k] for k in ("sources", "headers", "includeDirs")},
-                 "metrics": lib_metrics},
-        folders=folders, arena_bytes=lib_metrics.get("arena_bytes"))
-    (in_dir / "deployment-metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-
-    left = deadline - time.monotonic()
-    if left < 1:
-        raise DeadlineExceeded("the build's time limit passed before the deploy block could run",
-                               field="timeout_s")
-    own = limits_from_info(reg.manifest.info).resolved().timeout_s or left
-    limits = BlockLimits(timeout_s=min(float(own), left))
+    meta = write_block_input(ready, in_dir, build_id=build_id, fmt=fmt, bundle=bundle,
+                             library=library, target=target, precision=precision, model=model,
+                             folders=folders)
+    limits = BlockLimits(timeout_s=_block_time_limit(reg, deadline))
     resolved = resolved_block(reg, objects, engine)
     t0 = time.monotonic()
     res = run_block(resolved, in_dir, work / "block-out", params=values, limits=limits,
@@ -447,10 +504,80 @@ def run_block_build(
     seconds = round(time.monotonic() - t0, 3)
     log(f"deploy block {reg.reference} wrote {artifact.name} ({artifact.stat().st_size} bytes) "
         f"in {seconds} s")
-    metrics = dict(lib_metrics)
-    metrics.update(block=reg.reference, block_engine=engine, block_seconds=seconds)
-    if "verified_on" in metrics:
-        metrics["verified_on"] = f"{metrics['verified_on']} (the C library given to the block)"
+    metrics = block_metrics(dict(library.get("metrics") or {}), reg.reference, engine, seconds)
     shutil.rmtree(in_dir, ignore_errors=True)
     return BlockBuild(artifact=artifact, content_type=artifact_content_type(artifact.name),
                       metrics=metrics, files=[artifact.name], metadata=meta)
+
+
+# -- the block as a workflow step -----------------------------------------------------------------
+@dataclass(frozen=True)
+class BlockStage:
+    """A deploy block's input staged for its workflow step (what the step template takes)."""
+
+    image: str
+    pod_spec_patch: str  # JSON: the contract argv and the block's resources / deadline
+    args: list[str]
+    in_key: str
+    out_key: str
+    metadata: dict[str, Any]
+
+
+def stage_block_input(
+    objects: Any, ready: ReadyBlock, *, in_key: str, out_key: str, build_id: int, fmt: str,
+    bundle: DeployBundle, library: dict[str, Any], work: Path, target: str, precision: str,
+    model: dict[str, Any], deadline: float, log: Callable[[str], None],
+) -> BlockStage:
+    """Write the block's input (as :func:`run_block_build` does, the block seeing it at
+    ``/block/in``), upload it under ``in_key`` and describe the step that runs the block on
+    it (``ready`` from :func:`resolve_for_build` with ``as_step``); the block's output is to be
+    uploaded under ``out_key``. The pod's deadline is the block's own time limit within the
+    build's remaining time (``deadline``, ``time.monotonic()``)."""
+    from tinyforge.blocks.contract import IN_MOUNT, OUT_MOUNT, block_args
+    from tinyforge.blocks.step import pod_spec_patch
+
+    reg = ready.reg
+    in_dir = work / "block-in"
+    meta = write_block_input(ready, in_dir, build_id=build_id, fmt=fmt, bundle=bundle,
+                             library=library, target=target, precision=precision, model=model,
+                             folders={"input": IN_MOUNT, "output": OUT_MOUNT})
+    args = block_args(reg.manifest, in_path=IN_MOUNT, in_is_file=False, out_dir=OUT_MOUNT,
+                      params=ready.values)
+    patch = json.loads(pod_spec_patch(args, reg))
+    patch["activeDeadlineSeconds"] = max(1, int(_block_time_limit(reg, deadline)))
+    objects.delete_prefix(in_key.rstrip("/") + "/")  # a retried build step starts clean
+    objects.delete_prefix(out_key.rstrip("/") + "/")
+    n = 0
+    for path in sorted(p for p in in_dir.rglob("*") if p.is_file()):
+        with path.open("rb") as fh:
+            objects.put_stream(f"{in_key.rstrip('/')}/{path.relative_to(in_dir).as_posix()}", fh,
+                               overwrite=True)
+        n += 1
+    shutil.rmtree(in_dir, ignore_errors=True)
+    log(f"deploy block {reg.reference} ({reg.manifest.name}) runs as a workflow step of its own "
+        f"from {ready.image}: {n} input file(s) staged under {in_key}")
+    log("deploy block arguments: " + " ".join(args))
+    return BlockStage(image=ready.image, pod_spec_patch=json.dumps(patch, sort_keys=True),
+                      args=args, in_key=in_key, out_key=out_key, metadata=meta)
+
+
+def block_output_file(objects: Any, out_key: str, dest: Path, *, block: str) -> Path:
+    """Fetch what a deploy block's step uploaded under ``out_key`` into the new directory
+    ``dest`` and check it as an in-process run is checked (exactly one file, see
+    :func:`tinyforge.blocks.contract.check_output`); returns that file. BlockFailed naming
+    ``block`` (``custom:NAME@VERSION``) and the problem otherwise."""
+    from tinyforge.blocks.contract import InputInfo, check_output
+    from tinyforge.blocks.errors import BlockFailed
+
+    prefix = out_key.rstrip("/") + "/"
+    dest.mkdir(parents=True)
+    root = dest.resolve()
+    for info in objects.list(prefix):
+        target = (root / info.key[len(prefix):]).resolve()
+        if root not in target.parents:
+            raise BlockFailed(f"deploy block {block}: output {info.key!r} leaves its folder")
+        objects.download_to(info.key, target)
+    problem = check_output("deploy", root, InputInfo(root, False))
+    if problem:
+        raise BlockFailed(f"deploy block {block}: {problem}")
+    return next(p for p in root.iterdir())

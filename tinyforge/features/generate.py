@@ -30,10 +30,11 @@ import io
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -67,6 +68,9 @@ BATCH_VALUES = 1 << 22
 #: threads loading and windowing samples
 LOAD_THREADS = 4
 PACK_CONTENT_TYPE = "application/x-tinyforge-feature-pack+npz"
+
+if TYPE_CHECKING:
+    from tinyforge.features.custom_steps import CustomStep
 
 
 @dataclass
@@ -215,6 +219,14 @@ class _BlockPlan:
     cached: dict[str, _Cached] = field(default_factory=dict)
     new: dict[str, _Cached] = field(default_factory=dict)
     todo: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)  # to do, not computed nor ingested yet
+    position: int = 0  # index in the impulse's processing blocks
+    window_shape: tuple[int, ...] = ()  # one window as the block gets it
+
+    @property
+    def is_custom(self) -> bool:
+        """A registered custom block (its output shape is learned; it may run as a step)."""
+        return bool(getattr(self.block, "dynamic_output", False))
 
 
 def _plan(impulse: Impulse, objects: ObjectStore, project_id: int,
@@ -236,7 +248,8 @@ def _plan(impulse: Impulse, objects: ObjectStore, project_id: int,
             # a custom block's output shape is learned from its output (cached or computed)
             shape = next((c.features.shape[1:] for c in cached.values()), None)
         plans.append(_BlockPlan(b.name, block, params, axes, index, bhash, fs, shape,
-                                spec.kind, cached=cached))
+                                spec.kind, cached=cached, position=i,
+                                window_shape=tuple(impulse.input.window_shape(axes))))
     return plans
 
 
@@ -256,12 +269,30 @@ def _bind(plans: list[_BlockPlan], rep: Reporter) -> None:
                             cancelled=cancelled)
 
 
-def _run_block(plan: _BlockPlan, refs: list[SampleRef],
-               windows: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
-    """Features of ``refs`` (windows already loaded) in one batch call; blame on error."""
+def block_windows(plan: _BlockPlan, refs: list[SampleRef],
+                  windows: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """The windows of each of ``refs`` as block ``plan`` takes them (its axes only)."""
     parts = [windows[r.id][0] for r in refs]
     if plan.axis_index:
         parts = [p[..., plan.axis_index] for p in parts]
+    return parts
+
+
+def check_shape(plan: _BlockPlan, feats: np.ndarray) -> None:
+    """Learn a custom block's per-window output shape from ``feats``, or check it against
+    what earlier windows (or the cache) gave: FailedPrecondition naming the block."""
+    if plan.shape is None:
+        plan.shape = tuple(int(d) for d in feats.shape[1:])
+    elif tuple(feats.shape[1:]) != tuple(plan.shape):
+        raise FailedPrecondition(
+            f"block {plan.block.name!r} returned features of shape {tuple(feats.shape[1:])} "
+            f"per window, earlier windows gave {tuple(plan.shape)}", field="block")
+
+
+def _run_block(plan: _BlockPlan, refs: list[SampleRef],
+               windows: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Features of ``refs`` (windows already loaded) in one batch call; blame on error."""
+    parts = block_windows(plan, refs, windows)
     counts = [len(p) for p in parts]
     try:
         if sum(counts):
@@ -272,12 +303,7 @@ def _run_block(plan: _BlockPlan, refs: list[SampleRef],
             probe = np.zeros((1, *windows[refs[0].id][0].shape[1:-1], len(plan.axes) or
                               windows[refs[0].id][0].shape[-1]), np.float32)
             feats = plan.block.features_batch(probe, plan.fs, plan.params)[:0]
-        if plan.shape is None:
-            plan.shape = tuple(int(d) for d in feats.shape[1:])
-        elif tuple(feats.shape[1:]) != tuple(plan.shape):
-            raise FailedPrecondition(
-                f"block {plan.block.name!r} returned features of shape {tuple(feats.shape[1:])} "
-                f"per window, earlier windows gave {tuple(plan.shape)}", field="block")
+        check_shape(plan, feats)
     except TinyForgeError as exc:
         # a custom block's own failure (exit code, timeout) is not bisected per sample: each
         # retry would run (and maybe time out) again; its message carries the block's log
@@ -305,7 +331,8 @@ def _dataset_hash(samples: list[SampleRef]) -> str:
 def generate_features(db: Database, objects: ObjectStore, project_id: int, impulse_id: int,
                       version: int = 0, *, reporter: Reporter | None = None,
                       job_id: int | None = None,
-                      shard: tuple[int, int] | None = None) -> dict[str, Any]:
+                      shard: tuple[int, int] | None = None,
+                      custom_steps: Sequence[CustomStep] | None = None) -> dict[str, Any]:
     """Generate (incrementally) and publish the features of every processing block of an
     impulse version (0 = latest) over the project's enabled samples.
 
@@ -313,6 +340,12 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
     process, into the cache, and publishes nothing: the fan-out steps of the feature pipeline
     run one shard each, and a final unsharded call (which then finds everything cached)
     publishes.
+
+    ``custom_steps`` (the feature pipeline's, :mod:`tinyforge.features.custom_steps`): custom
+    blocks never run in this process but as steps of their own. A shard then stages, for each
+    step of its shard, the block's input windows instead of running it; the publishing call
+    reads every step's output (checked as an in-process run's) into the cache first, and fails
+    if a custom block still lacks features. None: custom blocks run here.
 
     Returns a JSON-able summary: ``impulse_id``, ``version``, ``samples``, ``windows``,
     ``dropped_samples`` (shorter than a window without zero padding) and per block
@@ -330,13 +363,19 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
     _bind(plans, rep)
     for p in plans:
         p.todo = {r.content_key for r in samples if r.content_key not in p.cached}
+    if custom_steps is not None and shard is None:
+        from tinyforge.features.custom_steps import ingest_outputs
+
+        ingest_outputs(objects, plans, custom_steps, rep)
+    for p in plans:
+        p.pending = p.todo - p.new.keys()
         rep.log(f"block {p.name} ({p.block.name}): {len({r.content_key for r in samples})} "
                 f"samples, {len(p.todo)} to process, "
                 f"{len({r.content_key for r in samples}) - len(p.todo)} reused from the cache")
     todo_refs: list[SampleRef] = []
     seen: set[str] = set()
     for r in samples:  # one computation per distinct content
-        if r.content_key not in seen and any(r.content_key in p.todo for p in plans):
+        if r.content_key not in seen and any(r.content_key in p.pending for p in plans):
             todo_refs.append(r)
             seen.add(r.content_key)
     if shard is not None:
@@ -346,9 +385,16 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
         # by content hash, not by position in the to-do list: shards running at the same time
         # see each other's results in the cache, so their to-do lists differ
         todo_refs = [r for r in todo_refs if shard_of(r.content_key, count) == index]
-    _compute(objects, impulse, plans, todo_refs, rep)
+    stage: dict[str, _Staged] | None = None
+    if custom_steps is not None:
+        stage = _custom_stage(plans, custom_steps, shard, todo_refs)
+    _compute(objects, impulse, plans, todo_refs, rep, stage)
     for p in plans:
         _write_pack(objects, project_id, p.bhash, p.shape, p.new)
+    if stage is not None and shard is not None:
+        from tinyforge.features.custom_steps import write_inputs
+
+        write_inputs(objects, plans, stage, rep)
     if shard is not None:
         return {"shard": shard[0], "shards": shard[1], "processed_samples": len(todo_refs)}
     rep.progress(0.9, "assembling feature matrices")
@@ -356,8 +402,43 @@ def generate_features(db: Database, objects: ObjectStore, project_id: int, impul
                     rep, job_id)
 
 
+@dataclass
+class _Staged:
+    """A custom block's windows collected for its step (instead of running it here)."""
+
+    step: CustomStep
+    refs: list[SampleRef] = field(default_factory=list)
+    parts: list[np.ndarray] = field(default_factory=list)
+    starts: list[np.ndarray] = field(default_factory=list)
+
+
+def _custom_stage(plans: list[_BlockPlan], steps: Sequence[CustomStep],
+                  shard: tuple[int, int] | None, todo: list[SampleRef]) -> dict[str, _Staged]:
+    """Custom blocks run as steps: what this shard stages (block name → its step); in the
+    publishing call (``shard`` None), FailedPrecondition if a custom block still lacks
+    features of some sample (the dataset or the cache changed since the plan)."""
+    stage: dict[str, _Staged] = {}
+    mine = {s.block_name: s for s in steps if shard is not None and s.shard == shard[0]}
+    for p in plans:
+        if not p.is_custom:
+            continue
+        missing = {r.content_key for r in todo} & p.pending
+        if p.name in mine:
+            stage[p.name] = _Staged(mine[p.name])
+        elif shard is None and missing:
+            raise FailedPrecondition(
+                f"block {p.name!r} ({p.block.name}): {len(missing)} sample(s) have no features "
+                "(the dataset changed while the features were generated): generate again",
+                field="block")
+    return stage
+
+
 def _compute(objects: ObjectStore, impulse: Impulse, plans: list[_BlockPlan],
-             todo: list[SampleRef], rep: Reporter) -> None:
+             todo: list[SampleRef], rep: Reporter,
+             stage: dict[str, _Staged] | None = None) -> None:
+    """Run the blocks over the samples ``todo`` (those each block still needs). With
+    ``stage`` (custom blocks run as steps) a custom block's windows are collected into its
+    :class:`_Staged` instead (custom blocks without one are left alone)."""
     total = len(todo)
     if not total:
         rep.progress(0.9, "all features reused from the cache")
@@ -381,9 +462,16 @@ def _compute(objects: ObjectStore, impulse: Impulse, plans: list[_BlockPlan],
             loaded = pool.map(lambda r: load_windows(objects, r, impulse), group)
             windows = {r.id: w for r, w in zip(group, loaded, strict=True)}
             for p in plans:
-                refs = [r for r in group if r.content_key in p.todo]
-                if refs:
+                refs = [r for r in group if r.content_key in p.pending]
+                if not refs:
+                    continue
+                if stage is None or not p.is_custom:
                     _run_block(p, refs, windows)
+                elif p.name in stage:
+                    st = stage[p.name]
+                    st.refs += refs
+                    st.parts += block_windows(p, refs, windows)
+                    st.starts += [windows[r.id][1] for r in refs]
             done += len(group)
             rep.progress(0.9 * done / total, f"processed {done}/{total} samples")
 

@@ -17,6 +17,12 @@ local command of the stored source when allowed):
   parameters (validated against its parameters.json: InvalidArgument ``parameters.<key>``);
 - output ``model.tflite`` and/or ``saved_model/``.
 
+How the block runs is a :class:`BlockExecution`: by default :class:`InProcessRun` (the block
+runs in the training process, engine ``inprocess``); the training pipelines (engines ``local``
+and ``argo``) run it as a step of its own instead (:mod:`tinyforge.training.learn_step`):
+:class:`StageSplit` stores the split for that step, :class:`StagedOutput` reads back what the
+step wrote, and the model is imported exactly as after a run here.
+
 What is stored (:class:`CustomModels`): with ``saved_model/`` the platform converts it with
 its own quantization path (:func:`tinyforge.quantize.convert.keras_to_tflite`, batch 1,
 representative data = training features) into float32 and full-int8 TFLite; otherwise the
@@ -27,6 +33,7 @@ the block learns: ``classification`` (default) or ``regression``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
@@ -34,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -150,6 +157,8 @@ class CustomLearnBlock(LearnBlock):
         self.identity = reg.identity
         self.objects = objects
         self.allow_local = allow_local
+        #: how ``_train`` runs the block (None: in this process, :class:`InProcessRun`)
+        self.execution: BlockExecution | None = None
         self._log: Callable[[str], None] = lambda _line: None
         self._cancelled: Callable[[], bool] = lambda: False
 
@@ -180,29 +189,30 @@ class CustomLearnBlock(LearnBlock):
         """``podman`` or ``local``; FailedPrecondition naming why the block cannot run here."""
         return choose_engine(self.registered, self.allow_local)
 
+    def executed_by(self, execution: BlockExecution) -> CustomLearnBlock:
+        """A copy whose runs hand the split to ``execution`` instead of running the block in
+        this process (see :class:`BlockExecution`)."""
+        other = copy.copy(self)
+        other.execution = execution
+        return other
+
     def _train(self, ctx: TrainContext, x_train: np.ndarray, y_train: np.ndarray | None,
                x_val: np.ndarray | None, y_val: np.ndarray | None) -> TrainedModel:
         from tinyforge.blocks.errors import BlockFailed
-        from tinyforge.blocks.run import run_block
 
         if y_train is None:
             raise InvalidArgument("a custom learn block needs targets", field="y_train")
-        engine = self.engine()
-        resolved = resolved_block(self.registered, self.objects, engine)
+        execution = self.execution or InProcessRun()
         shape = ctx.feature_shape
         with tempfile.TemporaryDirectory(prefix="tf-custom-learn-") as tmp:
             data = Path(tmp) / "data"
             data.mkdir()
-            self._write_split(data, "train", x_train, y_train, shape, len(ctx.labels))
-            if x_val is not None and len(x_val) and y_val is not None:
-                self._write_split(data, "test", x_val, y_val, shape, len(ctx.labels))
-            t0 = time.perf_counter()
-            res = run_block(resolved, data, Path(tmp) / "out", params=ctx.params, engine=engine,
-                            epochs=ctx.options.epochs, learning_rate=ctx.options.learning_rate,
-                            log=self._log, cancelled=self._cancelled)
-            seconds = time.perf_counter() - t0
-            self._log(f"block {self.name} v{self.registered.version} ({engine}) finished in "
-                      f"{seconds:.1f} s; wrote {', '.join(res.files)}")
+            if execution.needs_input:
+                self.write_split(data, ctx, x_train, y_train, x_val, y_val)
+            res = execution(self, ctx, data, Path(tmp) / "out")
+            took = "" if res.seconds is None else f" in {res.seconds:.1f} s"
+            self._log(f"block {self.name} v{self.registered.version} ({res.engine}) finished"
+                      f"{took}; wrote {', '.join(res.files) or 'nothing'}")
             try:
                 models = collect_models(res.out_dir, x_train, int(np.prod(shape)),
                                         self._outputs(ctx), seed=ctx.options.seed,
@@ -213,14 +223,24 @@ class CustomLearnBlock(LearnBlock):
         compiles = compiler_check(models, self._log)
         extra = {"custom_block": {
             "name": self.registered.name, "version": self.registered.version,
-            "identity": self.identity, "image": self.registered.run_image, "engine": engine,
-            "block_files": res.files, "block_seconds": seconds, "compiles_to_c": compiles,
-            **models.report()}}
+            "identity": self.identity, "image": self.registered.run_image,
+            "engine": res.engine, "block_files": res.files, "block_seconds": res.seconds,
+            "compiles_to_c": compiles, **models.report()}}
         tm = TrainedModel(block=self.name, task=self.task, labels=list(ctx.labels),
                           feature_shape=shape, feature_kind=ctx.feature_kind, params=ctx.params,
                           options=ctx.options, history=[],
                           model=TFLiteScorer(models), extra=extra)
         return tm
+
+    def write_split(self, d: Path, ctx: TrainContext, x_train: np.ndarray, y_train: np.ndarray,
+                    x_val: np.ndarray | None, y_val: np.ndarray | None) -> None:
+        """The block's input directory: ``X_split_train.npy``/``Y_split_train.npy`` and, when
+        there is a validation split, ``X_split_test.npy``/``Y_split_test.npy`` (see the
+        module docstring for shapes and encodings)."""
+        shape, classes = ctx.feature_shape, len(ctx.labels)
+        self._write_split(d, "train", x_train, y_train, shape, classes)
+        if x_val is not None and len(x_val) and y_val is not None:
+            self._write_split(d, "test", x_val, y_val, shape, classes)
 
     def _outputs(self, ctx: TrainContext) -> int | None:
         """Outputs the model must have: one score per class (None: not checked)."""
@@ -396,3 +416,102 @@ def check_custom_runnable(block: Any) -> None:
             block.engine()
         except FailedPrecondition as exc:
             raise FailedPrecondition(exc.message, field="learn_block") from None
+
+
+# -- how a custom learn block runs -----------------------------------------------------------
+@dataclass
+class BlockOutput:
+    """What a block run left: its output directory, the files in it (relative paths), how long
+    it ran (None when not measured here), the engine that ran it and its last log lines."""
+
+    out_dir: Path
+    files: list[str]
+    seconds: float | None
+    engine: str
+    log_tail: list[str] = field(default_factory=list)
+
+
+class BlockExecution(Protocol):
+    """How :meth:`CustomLearnBlock._train` gets the block's output: called with the block, the
+    train context, the input directory (the split, written first when ``needs_input``) and a
+    directory path for the output (not created yet)."""
+
+    needs_input: bool
+
+    def __call__(self, block: CustomLearnBlock, ctx: TrainContext, data: Path,
+                 out: Path) -> BlockOutput: ...
+
+
+class InProcessRun:
+    """The block runs here, now (engine ``inprocess``): podman for its image, else its local
+    command (:func:`tinyforge.blocks.registered.choose_engine`), output checked by
+    :func:`tinyforge.blocks.run.run_block`."""
+
+    needs_input = True
+
+    def __call__(self, block: CustomLearnBlock, ctx: TrainContext, data: Path,
+                 out: Path) -> BlockOutput:
+        from tinyforge.blocks.run import run_block
+
+        engine = block.engine()
+        resolved = resolved_block(block.registered, block.objects, engine)
+        t0 = time.perf_counter()
+        res = run_block(resolved, data, out, params=ctx.params, engine=engine,
+                        epochs=ctx.options.epochs, learning_rate=ctx.options.learning_rate,
+                        log=block._log, cancelled=block._cancelled)
+        return BlockOutput(res.out_dir, list(res.files), time.perf_counter() - t0, engine,
+                           list(res.log_tail))
+
+
+class SplitStaged(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by :class:`StageSplit` once the split is stored: training stops there, the block
+    runs as a step of its own. ``files``: the objects written under ``key``."""
+
+    def __init__(self, key: str, files: int) -> None:
+        super().__init__(f"split staged under {key} ({files} file(s))")
+        self.key, self.files = key, files
+
+
+class StageSplit:
+    """Stores the block's input (the split) under object key ``key`` (``key/X_split_train.npy``
+    ...) for the block's own pipeline step, then stops training with :class:`SplitStaged`."""
+
+    needs_input = True
+
+    def __init__(self, objects: Any, key: str) -> None:
+        self.objects, self.key = objects, key.rstrip("/")
+
+    def __call__(self, block: CustomLearnBlock, ctx: TrainContext, data: Path,
+                 out: Path) -> BlockOutput:
+        from tinyforge.workflows.artifacts import ObjectStoreArtifacts
+
+        self.objects.delete_prefix(self.key + "/")  # a retried step starts clean
+        n = ObjectStoreArtifacts(self.objects).store(data, self.key)
+        raise SplitStaged(self.key, n)
+
+
+class StagedOutput:
+    """The output the block's own pipeline step wrote under object key ``key``, checked as
+    :func:`tinyforge.blocks.run.run_block` checks a run's output."""
+
+    needs_input = False
+    engine = "pipeline step"
+
+    def __init__(self, objects: Any, key: str) -> None:
+        self.objects, self.key = objects, key.rstrip("/")
+
+    def __call__(self, block: CustomLearnBlock, ctx: TrainContext, data: Path,
+                 out: Path) -> BlockOutput:
+        from tinyforge.blocks.contract import InputInfo, check_output
+        from tinyforge.blocks.errors import BlockFailed
+        from tinyforge.workflows.artifacts import ArtifactError, ObjectStoreArtifacts
+
+        out.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(ArtifactError):  # nothing stored: the check below says so
+            ObjectStoreArtifacts(self.objects).fetch(self.key + "/", out)
+        files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+        problem = check_output("learn", out, InputInfo(data, False))
+        if problem:
+            raise BlockFailed(f"block {block.name!r} v{block.registered.version}: {problem}",
+                              field="learn_block")
+        return BlockOutput(out, files, None, self.engine)

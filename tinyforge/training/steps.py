@@ -1,38 +1,88 @@
-"""Pipeline steps of training and model testing (see ``hera_workflows/training.py``)."""
+"""Pipeline steps of training and model testing (see ``hera_workflows/training.py``).
+
+``train-prepare`` resolves the learning block and, for a custom one, stages its input for the
+``learn-block`` step (:mod:`tinyforge.training.learn_step`); ``train-model`` trains (a built-in
+block) or imports the custom block's output; ``train-cleanup`` (exit handler) removes the
+staging keys; ``test-model`` tests a stored model.
+"""
 
 from __future__ import annotations
 
 import json
 
 from tinyforge.errors import InvalidArgument
+from tinyforge.training.learn_step import cleanup_staging, prepare_learn_step
 from tinyforge.training.testing import DEFAULT_THRESHOLD, test_model
-from tinyforge.training.train import TrainRequest, train_model
+from tinyforge.training.train import BlockStep, TrainRequest, train_model
 from tinyforge.workflows.platform_env import step_platform
 from tinyforge.workflows.steps import StepContext, StepReporter, step
 
 
-@step("train-model", help="Train, quantize and store a model of an impulse's learning block.")
-def train(ctx: StepContext) -> None:
-    """Output ``model-id`` and ``summary`` (the training summary JSON)."""
-    project_id = ctx.int_arg("project-id")
-    request = {
+def _request(ctx: StepContext) -> TrainRequest:
+    return TrainRequest.from_json({
         "impulse_id": ctx.int_arg("impulse-id"),
         "version": ctx.int_arg("version", 0),
         "learn_block": ctx.arg("learn-block", ""),
         # block params overriding the impulse's ("null" = the impulse's own)
         "params": ctx.json_arg("params") if "params" in ctx.args else None,
         "options": ctx.json_arg("options", {}),
-    }
+    })
+
+
+@step("train-prepare", help="Resolve the learning block; stage a custom block's input.")
+def prepare(ctx: StepContext) -> None:
+    """Outputs ``custom`` (``true``/``false``), ``block`` (the block type that trains; for a
+    custom block ``custom:NAME@V``), and for the ``learn-block`` step ``image``,
+    ``pod-spec-patch``, ``in-key``, ``out-key`` (placeholders for a built-in block)."""
+    project_id, job_id = ctx.int_arg("project-id"), ctx.int_arg("job-id")
+    platform = step_platform()
+    try:
+        plan = prepare_learn_step(platform.db, platform.objects, project_id, job_id,
+                                  _request(ctx), reporter=StepReporter(ctx))
+    finally:
+        platform.close()
+    if plan.custom:
+        ctx.log("block arguments: " + " ".join(plan.args))
+    ctx.output("custom", "true" if plan.custom else "false")
+    ctx.output("block", plan.block_type)
+    ctx.output("image", plan.image)
+    ctx.output("pod-spec-patch", plan.pod_spec_patch)
+    ctx.output("in-key", plan.in_key)
+    ctx.output("out-key", plan.out_key)
+
+
+@step("train-cleanup", help="Remove a training job's staged block input and output.")
+def cleanup(ctx: StepContext) -> None:
+    """Runs on exit whatever the outcome: the staging keys never outlive the job."""
+    project_id, job_id = ctx.int_arg("project-id"), ctx.int_arg("job-id")
+    platform = step_platform()
+    try:
+        n = cleanup_staging(platform.objects, project_id, job_id)
+    finally:
+        platform.close()
+    ctx.log(f"removed {n} staged object(s)")
+
+
+@step("train-model", help="Train, quantize and store a model of an impulse's learning block.")
+def train(ctx: StepContext) -> None:
+    """Output ``model-id`` and ``summary`` (the training summary JSON). With ``custom`` true,
+    the custom block ``block`` ran as its own step and wrote its model under ``out-key``:
+    that model is imported instead of running the block here."""
+    project_id = ctx.int_arg("project-id")
+    block_step = None
+    if ctx.arg("custom", "false") == "true":
+        block_step = BlockStep(block_type=ctx.arg("block"), out_key=ctx.arg("out-key"))
     platform = step_platform()
     try:
         summary = train_model(
             platform.db,
             platform.objects,
             project_id,
-            TrainRequest.from_json(request),
+            _request(ctx),
             reporter=StepReporter(ctx),
             job_id=ctx.int_arg("job-id", 0) or None,
             created_by_key_id=ctx.int_arg("created-by-key-id", 0) or None,
+            block_step=block_step,
         )
     finally:
         platform.close()

@@ -17,7 +17,9 @@ A learning block of type ``custom:NAME[@VERSION]`` is a registered custom learn 
 to the job log), step 4 takes the TFLite forms it gave (converted from its ``saved_model/`` by
 the platform, or its ``model.tflite`` as it is) and the model record says which form is
 missing, if any. A block that fails, times out or writes no usable model fails the job with
-its log tail; nothing is stored.
+its log tail; nothing is stored. In the training pipelines the custom block runs as a step of
+its own before this one (``block_step``, :mod:`tinyforge.training.learn_step`): step 3 then
+reads the model it wrote instead of running it, on the same split.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from tinyforge.impulse_store import get_impulse
 from tinyforge.jobs.reporter import QuietReporter, Reporter
 from tinyforge.learn.base import TrainContext, TrainedModel
 from tinyforge.learn.checks import TrainOptions
-from tinyforge.learn.custom import CustomLearnBlock, custom_models
+from tinyforge.learn.custom import CustomLearnBlock, StagedOutput, custom_models
 from tinyforge.learn.registry import get_block
 from tinyforge.store.db import Database
 from tinyforge.store.models import Model
@@ -98,18 +100,26 @@ class Plan:
 
 
 def plan_training(db: Database, project_id: int, req: TrainRequest,
-                  objects: ObjectStore | None = None) -> Plan:
+                  objects: ObjectStore | None = None, *, block_step: bool = False,
+                  block_type: str | None = None) -> Plan:
     """Resolve and validate a request (cheap: no data read). Raises InvalidArgument for bad
     hyper-parameters or block params (with ``objects``, also those that depend on the
     feature layout), FailedPrecondition / NotFound for the impulse state, including features
-    missing for the version (naming the versions that have them)."""
+    missing for the version (naming the versions that have them).
+
+    A custom learn block must be runnable: in this process (podman or its local command), or
+    with ``block_step`` as a pipeline step of its own (an image, or a local command the local
+    runner may run; see :func:`tinyforge.blocks.step.block_step_image`). ``block_type``
+    (``custom:NAME@V``) pins the version of the impulse's custom block ``custom:NAME[@V]``
+    (what an earlier step resolved)."""
     with db.session() as s:
         stored = get_impulse(s, project_id, req.impulse_id, req.version)
     impulse = stored.impulse
     lb = ds.learning_block(impulse, req.learn_block, stored.impulse_id, stored.version)
+    btype = lb.type if block_type is None else _pinned_type(lb.name, lb.type, block_type)
     try:
-        block = (_custom_block(db, objects, project_id, lb.type) if is_custom(lb.type)
-                 else get_block(ds.block_type_name(lb.type)))
+        block = (_custom_block(db, objects, project_id, btype) if is_custom(btype)
+                 else get_block(ds.block_type_name(btype)))
     except (NotFound, InvalidArgument) as exc:  # an unknown (or no longer registered) type
         raise FailedPrecondition(f"learning block {lb.name!r} has type {lb.type!r}: "
                                  f"{getattr(exc, 'message', exc)}", field="learn_block") from None
@@ -120,8 +130,13 @@ def plan_training(db: Database, project_id: int, req: TrainRequest,
     # built-in blocks name ``params.<key>``, custom ones their schema's ``parameters.<key>``
     params = block.validate(raw, field_prefix=getattr(block, "params_field", "params."))
     if isinstance(block, CustomLearnBlock):
-        try:
-            block.engine()  # fail now, not in the job, when the block cannot run here
+        try:  # fail now, not in the job, when the block cannot run
+            if block_step:
+                from tinyforge.blocks.step import block_step_image
+
+                block_step_image(block.registered)
+            else:
+                block.engine()
         except FailedPrecondition as exc:
             raise FailedPrecondition(exc.message, field="learn_block") from None
     ds.check_features_present(db, stored.impulse_id, stored.version, lb.inputs)
@@ -133,6 +148,20 @@ def plan_training(db: Database, project_id: int, req: TrainRequest,
         except InvalidArgument as exc:
             raise InvalidArgument(exc.message, field=f"params.{exc.field}") from None
     return Plan(stored.impulse_id, stored.version, impulse, lb, block, params, options)
+
+
+def _pinned_type(name: str, impulse_type: str, pinned: str) -> str:
+    """``pinned`` when it pins the impulse's custom block ``impulse_type``; else
+    FailedPrecondition (the impulse changed between the pipeline's steps)."""
+    from tinyforge.blocks.registered import parse_custom_ref
+
+    if is_custom(impulse_type) and is_custom(pinned):
+        (have, hv), (want, wv) = (parse_custom_ref(impulse_type, "learn_block"),
+                                  parse_custom_ref(pinned, "learn_block"))
+        if have == want and hv in (0, wv):
+            return pinned
+    raise FailedPrecondition(f"learning block {name!r} has type {impulse_type!r}; this run "
+                             f"was prepared for {pinned!r}", field="learn_block")
 
 
 def _custom_block(db: Database, objects: ObjectStore | None, project_id: int,
@@ -173,16 +202,29 @@ def _npy_free_targets(labels: list[str | None], idx: np.ndarray, task: str) -> n
     return out
 
 
-def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainRequest, *,
-                reporter: Reporter | None = None, job_id: int | None = None,
-                created_by_key_id: int | None = None) -> dict[str, Any]:
-    """Train, quantize, evaluate and store a model; returns a JSON-able summary with
-    ``model_id`` (see the module docstring). Domain errors name what to fix."""
-    rep: Reporter = reporter or QuietReporter()
-    plan = plan_training(db, project_id, req, objects)
-    block, opts = plan.block, plan.options
-    if isinstance(block, CustomLearnBlock):  # the block's own output goes to the job log
-        block = block.bound(log=rep.log, cancelled=_cancel_flag(rep))
+@dataclass
+class TrainingData:
+    """The windows a training run uses: the block's features, the sample-level split (indices
+    ``tr``/``va`` into ``X``), the targets of each side and the dataset hash."""
+
+    feats: ds.BlockFeatures
+    X: np.ndarray
+    sids: np.ndarray
+    widx: np.ndarray
+    tr: np.ndarray
+    va: np.ndarray
+    x_tr: np.ndarray
+    y_tr: np.ndarray | None
+    x_va: np.ndarray | None
+    y_va: np.ndarray | None
+    dhash: str
+
+
+def prepare_training_data(db: Database, objects: ObjectStore, project_id: int, plan: Plan,
+                          block: Any, rep: Reporter) -> TrainingData:
+    """Load ``plan``'s features and split them (steps 2 of the module docstring); deterministic
+    for a dataset and options, so every step of a pipeline sees the same split."""
+    opts = plan.options
     rep.progress(0.01, "loading features")
     feats = ds.load_block_features(db, objects, project_id, plan.impulse_id, plan.version,
                                    plan.impulse, plan.learn)
@@ -228,6 +270,12 @@ def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainR
             f"{len(set(sids.tolist()))} samples, features {list(feats.feature_shape)} "
             f"({feats.feature_kind}) from {', '.join(plan.learn.inputs)}")
     rep.log(f"dataset {dhash[:16]}…, code {code_version()}, options {opts.to_json()}")
+    return TrainingData(feats, X, sids, widx, tr, va, x_tr, y_tr, x_va, y_va, dhash)
+
+
+def fit_block(block: Any, plan: Plan, data: TrainingData, rep: Reporter) -> TrainedModel:
+    """``block.train`` on ``data`` (step 3), epochs streamed to ``rep``, stoppable by a cancel."""
+    opts, feats, tr = plan.options, data.feats, data.tr
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         rep.check_cancelled()
@@ -236,14 +284,45 @@ def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainR
         rep.progress(0.05 + 0.75 * epoch / opts.epochs, text[:200])
 
     rep.progress(0.05, "training")
-    trained = block.train(
-        x_tr, y_tr, x_va, y_va, feature_shape=feats.feature_shape,
+    return block.train(
+        data.x_tr, data.y_tr, data.x_va, data.y_va, feature_shape=feats.feature_shape,
         feature_kind=feats.feature_kind, params=plan.params, seed=opts.seed, epochs=opts.epochs,
         learning_rate=opts.learning_rate, batch_size=opts.batch_size,
         early_stopping=opts.early_stopping, patience=opts.patience,
         validation_fraction=opts.validation_fraction, on_epoch=on_epoch,
-        sample_keys=[f"{s}:{w}" for s, w in zip(sids[tr].tolist(), widx[tr].tolist(),
-                                                 strict=True)])  # fmt: skip
+        sample_keys=[f"{s}:{w}" for s, w in zip(data.sids[tr].tolist(),
+                                                 data.widx[tr].tolist(), strict=True)])
+
+
+@dataclass(frozen=True)
+class BlockStep:
+    """A custom learn block that ran as a pipeline step of its own: the version it ran
+    (``custom:NAME@V``) and the object key its output was stored under."""
+
+    block_type: str
+    out_key: str
+
+
+def train_model(db: Database, objects: ObjectStore, project_id: int, req: TrainRequest, *,
+                reporter: Reporter | None = None, job_id: int | None = None,
+                created_by_key_id: int | None = None,
+                block_step: BlockStep | None = None) -> dict[str, Any]:
+    """Train, quantize, evaluate and store a model; returns a JSON-able summary with
+    ``model_id`` (see the module docstring). Domain errors name what to fix. With
+    ``block_step`` the custom learn block is not run here: the model it wrote in its own
+    step is imported (checked, converted and stored exactly as a run here would be)."""
+    rep: Reporter = reporter or QuietReporter()
+    plan = plan_training(db, project_id, req, objects, block_step=block_step is not None,
+                         block_type=block_step.block_type if block_step else None)
+    block, opts = plan.block, plan.options
+    if isinstance(block, CustomLearnBlock):  # the block's own output goes to the job log
+        block = block.bound(log=rep.log, cancelled=_cancel_flag(rep))
+        if block_step is not None:
+            block = block.executed_by(StagedOutput(objects, block_step.out_key))
+    data = prepare_training_data(db, objects, project_id, plan, block, rep)
+    feats, tr, va, x_tr, x_va, y_va, dhash = (data.feats, data.tr, data.va, data.x_tr,
+                                              data.x_va, data.y_va, data.dhash)
+    trained = fit_block(block, plan, data, rep)
     rep.log(f"trained in {trained.train_seconds:.2f} s")
     rep.check_cancelled()
     custom = custom_models(trained)

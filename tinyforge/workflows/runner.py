@@ -590,20 +590,23 @@ class _Run:
         if items is None:
             return self._invoke(task, scope, node_name)
         parent = NodeResult(node_name, template, SUCCEEDED)
+        labels = []
         with ThreadPoolExecutor(max_workers=max(min(len(items), 32), 1)) as pool:
             futs = []
             for i, item in enumerate(items):
                 item_scope = {**scope, **_item_scope(item)}
                 label = item if isinstance(item, str) else json.dumps(item, sort_keys=True)
-                futs.append(
-                    pool.submit(self._invoke, task, item_scope, f"{node_name}({i}:{label})")
-                )
+                labels.append(f"({i}:{label})")
+                futs.append(pool.submit(self._invoke, task, item_scope, f"{node_name}{labels[-1]}"))
             parent.children = [f.result() for f in futs]
-        bad = [c for c in parent.children if c.phase in {FAILED, ERROR}]
+        bad = [i for i, c in enumerate(parent.children) if c.phase in {FAILED, ERROR}]
         if bad:
+            # name the failing item (its start: items can be long), as Argo's node name does
+            first = labels[bad[0]] if len(labels[bad[0]]) <= 160 else labels[bad[0]][:157] + "..."
             parent.phase = FAILED
             parent.message = (
-                f"{len(bad)} of {len(items)} fanned-out steps failed; first: {bad[0].message}"
+                f"{len(bad)} of {len(items)} fanned-out steps failed; first {first}: "
+                f"{parent.children[bad[0]].message}"
             )
         # Aggregate outputs the way Argo does: a JSON list of each child's value.
         names = {k for c in parent.children for k in c.outputs}
