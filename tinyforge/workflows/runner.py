@@ -394,7 +394,10 @@ class _Run:
                 break
             tail = "\n".join(proc.tail[-10:])
             result.phase = FAILED
-            result.message = f"exit code {proc.exit_code}" + (
+            # a container executor tells an OOM kill apart (Argo says "OOMKilled" likewise)
+            oom = " (OOMKilled: over its memory limit)" if getattr(proc, "oom_killed", False) \
+                else ""
+            result.message = f"exit code {proc.exit_code}{oom}" + (
                 f"; last output:\n{tail}" if tail else ""
             )
             if not retry_if(proc.exit_code):
