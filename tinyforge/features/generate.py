@@ -600,20 +600,3 @@ def _drop_old_generations(objects: ObjectStore, prefix: str, keep: str) -> None:
 def shard_of(content_key: str, count: int) -> int:
     """The shard (0..count-1) a sample belongs to: stable, whatever else is cached."""
     return int(hashlib.sha256(content_key.encode()).hexdigest()[:8], 16) % count
-
-
-def samples_to_process(db: Database, objects: ObjectStore, project_id: int, impulse_id: int,
-                       version: int = 0) -> int:
-    """How many distinct samples a generation would compute now (0 = all cached).
-
-    Validates the impulse and the dataset first, so a pipeline fails before fanning out.
-    """
-    with db.session() as s:
-        stored = get_impulse(s, project_id, impulse_id, version)
-    resolver = project_resolver(db, objects, project_id)
-    impulse = stored.impulse.validate(resolver)
-    samples = dataset_samples(db, objects, project_id)
-    check_dataset(impulse, samples)
-    plans = _plan(impulse, objects, project_id, resolver)
-    return len({r.content_key for r in samples
-                if any(r.content_key not in p.cached for p in plans)})

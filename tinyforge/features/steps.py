@@ -22,7 +22,7 @@ from tinyforge.features.custom_steps import (
 )
 from tinyforge.features.generate import generate_features
 from tinyforge.workflows.platform_env import step_platform
-from tinyforge.workflows.steps import StepContext, StepReporter, step
+from tinyforge.workflows.steps import StepContext, StepReporter, cleanup_step, step
 
 
 def _ids(ctx: StepContext) -> tuple[int, int, int]:
@@ -118,13 +118,4 @@ def publish(ctx: StepContext) -> None:
     ctx.output("summary", json.dumps(summary, sort_keys=True))
 
 
-@step("features-cleanup", help="Remove a feature job's staged custom block inputs and outputs.")
-def cleanup(ctx: StepContext) -> None:
-    """Runs on exit whatever the outcome: the staging keys never outlive the job."""
-    project_id, job_id = ctx.int_arg("project-id"), ctx.int_arg("job-id")
-    platform = step_platform()
-    try:
-        n = cleanup_staging(platform.objects, project_id, job_id)
-    finally:
-        platform.close()
-    ctx.log(f"removed {n} staged object(s)")
+cleanup_step("features-cleanup", "feature", cleanup_staging)

@@ -15,7 +15,7 @@ from tinyforge.training.learn_step import cleanup_staging, prepare_learn_step
 from tinyforge.training.testing import DEFAULT_THRESHOLD, test_model
 from tinyforge.training.train import BlockStep, TrainRequest, train_model
 from tinyforge.workflows.platform_env import step_platform
-from tinyforge.workflows.steps import StepContext, StepReporter, step
+from tinyforge.workflows.steps import StepContext, StepReporter, cleanup_step, step
 
 
 def _request(ctx: StepContext) -> TrainRequest:
@@ -51,16 +51,7 @@ def prepare(ctx: StepContext) -> None:
     ctx.output("out-key", plan.out_key)
 
 
-@step("train-cleanup", help="Remove a training job's staged block input and output.")
-def cleanup(ctx: StepContext) -> None:
-    """Runs on exit whatever the outcome: the staging keys never outlive the job."""
-    project_id, job_id = ctx.int_arg("project-id"), ctx.int_arg("job-id")
-    platform = step_platform()
-    try:
-        n = cleanup_staging(platform.objects, project_id, job_id)
-    finally:
-        platform.close()
-    ctx.log(f"removed {n} staged object(s)")
+cleanup_step("train-cleanup", "training", cleanup_staging)
 
 
 @step("train-model", help="Train, quantize and store a model of an impulse's learning block.")

@@ -12,7 +12,7 @@ from tinyforge.transform.ingest import cleanup_staging, ingest_outputs
 from tinyforge.transform.source import parse_request
 from tinyforge.transform.stage import plan_transform
 from tinyforge.workflows.platform_env import step_platform
-from tinyforge.workflows.steps import StepContext, step
+from tinyforge.workflows.steps import StepContext, cleanup_step, step
 
 #: Workflow parameters describing the job (see tinyforge.transform.source).
 REQUEST_ARGS = ("block", "source", "parameters", "category", "label", "frequency")
@@ -68,13 +68,4 @@ def ingest(ctx: StepContext) -> None:
     ctx.output("summary", summary)
 
 
-@step("transform-cleanup", help="Remove a transformation job's staged input and output.")
-def cleanup(ctx: StepContext) -> None:
-    """Runs on exit whatever the outcome: the staging keys never outlive the job."""
-    project_id, job_id = ctx.int_arg("project-id"), ctx.int_arg("job-id")
-    platform = step_platform()
-    try:
-        n = cleanup_staging(platform.objects, project_id, job_id)
-    finally:
-        platform.close()
-    ctx.log(f"removed {n} staged object(s)")
+cleanup_step("transform-cleanup", "transformation", cleanup_staging)

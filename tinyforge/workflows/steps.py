@@ -152,6 +152,28 @@ def steps() -> dict[str, StepDef]:
     return dict(_STEPS)
 
 
+def cleanup_step(name: str, what: str, cleanup: Callable[[Any, int, int], int]) -> StepFn:
+    """Register step ``name``: an exit handler's removal of a job's staging keys.
+
+    ``cleanup(objects, project_id, job_id)`` removes them and returns how many it removed;
+    ``what`` names the job kind in the help text. The step runs whatever the outcome, so the
+    staging keys never outlive the job.
+    """
+
+    def run(ctx: StepContext) -> None:
+        from tinyforge.workflows.platform_env import step_platform
+
+        project_id, job_id = ctx.int_arg("project-id"), ctx.int_arg("job-id")
+        platform = step_platform()
+        try:
+            n = cleanup(platform.objects, project_id, job_id)
+        finally:
+            platform.close()
+        ctx.log(f"removed {n} staged object(s)")
+
+    return step(name, help=f"Remove a {what} job's staged block inputs and outputs.")(run)
+
+
 def parse_args(pairs: list[str]) -> dict[str, str]:
     """``["k=v", ...]`` → dict; InvalidArgument for an item without ``=``."""
     out: dict[str, str] = {}
