@@ -32,7 +32,7 @@ def test_list_pipelines_describes_every_registered_template(tenant: Any) -> None
         entry = next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])
         assert list(got.steps) == [t["name"] for t in entry["dag"]["tasks"]]
         assert got.description, name  # the template's annotation, else its builder's summary
-    assert list(listed["tinyforge-retrain"].steps)[-1] == "build"
+    assert list(listed["tinyforge-retrain"].steps)[-1] == "build-finish"
 
 
 def _jobs(client: Any) -> int:

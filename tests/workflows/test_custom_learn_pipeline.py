@@ -103,7 +103,8 @@ def test_templates_run_the_block_as_a_step_only_for_custom_blocks() -> None:
         # the exit handler removes the staging keys and records the status
         assert spec["onExit"] == "exit"
         exit_tasks = {t["template"] for t in templates["exit"]["dag"]["tasks"]}
-        assert exit_tasks == {"train-cleanup", "record-status"}
+        stages = {"features-cleanup", "build-cleanup"} if name == RETRAIN else set()
+        assert exit_tasks == {"train-cleanup", "record-status", *stages}
 
 
 def test_keras_dense_runs_as_its_own_step_and_stores_the_inprocess_model(
