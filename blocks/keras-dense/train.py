@@ -63,12 +63,16 @@ def fold_normalization(tf, model, features: int):  # noqa: ANN001, ANN201 (tf im
     """
     norm, first, *rest = model.layers
     mean = np.asarray(norm.mean).reshape(-1)
-    std = np.maximum(np.sqrt(np.asarray(norm.variance).reshape(-1)), 1e-7)  # Keras' epsilon
+    std = np.sqrt(np.asarray(norm.variance).reshape(-1))
+    # A feature constant in the training data is normalised to 0 there: it gets no weight (a
+    # 1/epsilon weight would cancel against the bias in float but ruin the int8 scales).
+    inv = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), 1.0 / np.maximum(std, 1e-30), 0.0)
     w, b = first.get_weights()
     folded = tf.keras.layers.Dense(w.shape[1], activation="relu")
     export = tf.keras.Sequential([tf.keras.Input(shape=(features,), batch_size=None), folded,
                                   *rest])
-    folded.set_weights([w / std[:, None], b - (mean / std) @ w])
+    folded.set_weights([(w * inv[:, None]).astype(np.float32),
+                        (b - (mean * inv) @ w).astype(np.float32)])
     return export
 
 

@@ -165,6 +165,25 @@ def test_dsp_then_learn_blocks_train_a_working_har_classifier(har: Path, tmp_pat
     assert metrics["tflite_accuracy"] == pytest.approx(acc, abs=1e-9)
 
 
+def test_keras_dense_int8_with_a_constant_feature(tmp_path: Path) -> None:
+    """A feature constant in the training data (e.g. an idle axis) must not break the int8
+    export: the block folds its standardisation into the first layer."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = np.column_stack([y + rng.normal(0, 0.3, 200), rng.normal(0, 1, 200), np.full(200, 0.1)])
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "X_split_train.npy", x.astype(np.float32))
+    np.save(data / "Y_split_train.npy", np.eye(2)[y])
+    res = run_block(
+        EXAMPLE_BLOCKS / "keras-dense", data, tmp_path / "model",
+        epochs=20, learning_rate=0.01, engine="local", params={"quantize": True},
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["quantized"] is True and metrics["tflite_accuracy"] > 0.8, metrics
+    assert "model.tflite" in res.files
+
+
 C_SOURCE = """#include "edge_model.h"
 int edge_model_classify(const float *x, int n) {
     float s = 0; for (int i = 0; i < n; i++) s += x[i];
