@@ -343,8 +343,7 @@ def register_cmd(
     if as_json:
         print_json(_block_json(b))
         return
-    typer.echo(f"registered {b.reference} ({b.type}); use it in an impulse as "
-               f"custom:{b.name} (latest) or {b.reference}")
+    typer.echo(f"registered {b.reference} ({b.type}); {_usage_hint(b)}")
 
 
 @blocks_app.command("show")
@@ -407,3 +406,16 @@ def delete_cmd(
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.add_typer(blocks_app, name="blocks")
+
+
+def _usage_hint(b: Any) -> str:
+    """How a registered block of each type is used (latest version, or pinned)."""
+    ref = f"custom:{b.name} (latest) or {b.reference}"
+    if b.type == "dsp":
+        return f"use it as an impulse processing block: {ref}"
+    if b.type == "learn":
+        return f"use it as an impulse learning block type: {ref}"
+    if b.type == "deploy":
+        return f"build with it: tinyforge build --format {ref.split(' ')[0]} (or {b.reference})"
+    return (f"run it: tinyforge pipeline run tinyforge-transform -p block={b.name} "
+            "-p source=dataset:training")

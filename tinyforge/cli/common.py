@@ -57,6 +57,18 @@ def _enum_prefix(enum_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", enum_name).upper() + "_"
 
 
+def _whole_numbers(value: Any) -> Any:
+    """``value`` with integral floats as ints (a Struct stores every number as a double, so a
+    job's ``{"samples": 4}`` would print as 4.0)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
 def message_to_dict(msg: Message) -> dict[str, Any]:
     """A proto message as plain JSON types: ints stay ints, enums become short lower-case names
     ('admin', 'running'), timestamps ISO-8601 strings (None when unset)."""
@@ -68,11 +80,15 @@ def message_to_dict(msg: Message) -> dict[str, Any]:
         if fd.message_type is not None:
             full = fd.message_type.full_name
             if full == "google.protobuf.Struct":
-                out[fd.name] = MessageToDict(value)
+                out[fd.name] = _whole_numbers(MessageToDict(value))
             elif full == "google.protobuf.Timestamp":
                 out[fd.name] = (
                     value.ToDatetime(tzinfo=UTC).isoformat() if msg.HasField(fd.name) else None
                 )
+            elif fd.message_type.GetOptions().map_entry:  # map<K, V>: iterating gives keys
+                vfd = fd.message_type.fields_by_name["value"]
+                out[fd.name] = {k: message_to_dict(v) if vfd.message_type is not None else v
+                                for k, v in value.items()}
             elif fd.is_repeated:
                 out[fd.name] = [message_to_dict(v) for v in value]
             else:
