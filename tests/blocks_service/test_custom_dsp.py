@@ -240,3 +240,12 @@ def test_model_on_a_custom_block_trains_tests_and_classifies(platform, tenant, c
     feats = _direct(ds, [sid], params, tmp_path / "direct")
     tfl = TFLiteModel(client.download_model_file(model_id, "model_int8.tflite"))
     np.testing.assert_allclose([w.scores for w in res.windows], tfl.predict(feats), atol=1e-6)
+
+    # no build can run the block's DSP (no C twin, no predictor implementation): refused at
+    # once, naming the block, and no build is recorded
+    for fmt in ("c-library", "tflite"):
+        with pytest.raises(ApiError) as err:
+            client.start_build(fmt, "linux-x86_64", model_id=model_id)
+        assert err.value.code == "FAILED_PRECONDITION"
+        assert "custom DSP block(s) custom:zcr-bands" in err.value.message
+    assert client.list_builds() == []

@@ -254,17 +254,44 @@ def plan_build(session: Any, project_id: int, *, model_id: int, fmt: str, target
                               field="model_id")
     row = (get_model_row(session, project_id, model_id) if model_id
            else latest_model_row(session, project_id))
+    if (row.task == "classification" and "model_int8.tflite" not in (row.files or {})
+            and "model_float32.tflite" in (row.files or {})):
+        raise FailedPrecondition(
+            f"model {row.id} ({row.block_type}) has only a float32 network and builds need its "
+            "int8 form: have the learn block write saved_model/ (the platform quantizes it) or "
+            "an int8 model.tflite", field="model_id")
     if row.task != "classification" or "model_int8.tflite" not in (row.files or {}):
         raise FailedPrecondition(
             f"model {row.id} is a {row.task} model of block type {row.block_type} without an "
             "int8 network: deployment builds need a classifier trained with a neural network",
             field="model_id")
+    _check_builtin_dsp(session, project_id, row)
     if block is not None:
         opts.update(custom_block.block_options(block))
     return BuildPlan(model_id=row.id, impulse_id=row.impulse_id,
                      impulse_version=row.impulse_version, format=fmt, target=target,
                      precision=precision, options=opts, timeout_s=float(timeout_s),
                      block_reference=block.reference if block is not None else "")
+
+
+def _check_builtin_dsp(session: Any, project_id: int, row: Any) -> None:
+    """FailedPrecondition when a custom DSP block feeds the model: every build runs the
+    impulse's DSP (C twins on the device, the predictor's Python blocks, verification
+    windows), and a custom block has no implementation there."""
+    from tinyforge.blocks.registered import is_custom
+    from tinyforge.impulse_store import get_impulse
+
+    impulse = get_impulse(session, project_id, row.impulse_id, row.impulse_version).impulse
+    learn = next((lb for lb in impulse.learning if lb.name == row.learn_block), None)
+    names = learn.inputs if learn is not None else [b.name for b in impulse.processing]
+    custom = [impulse.processing_block(n).block for n in names
+              if is_custom(impulse.processing_block(n).block)]
+    if custom:
+        raise FailedPrecondition(
+            f"model {row.id} is fed by custom DSP block(s) {', '.join(custom)}: deployment "
+            "builds run the impulse's DSP on the target (C SDK) or in the predictor, which "
+            "have no implementation of a custom block; use built-in processing blocks for "
+            "a deployable impulse", field="model_id")
 
 
 def create_build(session: Any, project_id: int, plan: BuildPlan, *, job_id: int | None = None,
