@@ -54,19 +54,21 @@ def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> float:
     return correct / len(y)
 
 
-def fold_normalization(tf, model, features: int):  # noqa: ANN001, ANN201 (tf imported late)
+def fold_normalization(tf, model, features: int, min_std: float = 0.0):  # noqa: ANN001, ANN201
     """The trained model with its Normalization layer folded into the first Dense layer.
 
     (x - mean) / std @ W + b == x @ (W / std[:, None]) + (b - (mean / std) @ W), so the exported
     model takes raw features with plain FULLY_CONNECTED ops only (no SUB/MUL for the
-    normalisation, which small-device compilers need not support).
+    normalisation, which small-device compilers need not support). Features whose spread is at
+    most ``min_std`` (constant ones, or, for an int8 export, ones finer than one step of the
+    int8 input) get no weight: their 1/std weights would dominate the first layer's per-channel
+    int8 scales and zero every other weight.
     """
     norm, first, *rest = model.layers
     mean = np.asarray(norm.mean).reshape(-1)
     std = np.sqrt(np.asarray(norm.variance).reshape(-1))
-    # A feature constant in the training data is normalised to 0 there: it gets no weight (a
-    # 1/epsilon weight would cancel against the bias in float but ruin the int8 scales).
-    inv = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), 1.0 / np.maximum(std, 1e-30), 0.0)
+    floor = max(min_std, 1e-6 * float(np.max(np.abs(mean), initial=1.0)))
+    inv = np.where(std > floor, 1.0 / np.maximum(std, 1e-30), 0.0)
     w, b = first.get_weights()
     folded = tf.keras.layers.Dense(w.shape[1], activation="relu")
     export = tf.keras.Sequential([tf.keras.Input(shape=(features,), batch_size=None), folded,
@@ -119,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     hist = model.fit(x, y, epochs=a.epochs, batch_size=a.batch_size, verbose=2)
     keras_acc = float(model.evaluate(test[0], test[1], verbose=0)[1])
-    export = fold_normalization(tf, model, x.shape[1])
+    # an int8 input resolves 1/255 of the features' joint range: finer features are noise there
+    step = float(x.max() - x.min()) / 255.0 if a.quantize == "true" else 0.0
+    export = fold_normalization(tf, model, x.shape[1], min_std=step)
     conv = tf.lite.TFLiteConverter.from_keras_model(export)
     if a.quantize == "true":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
