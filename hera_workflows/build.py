@@ -156,18 +156,10 @@ def add_build_cleanup(*, build_id: str, when: str | None = None) -> Task:
     ``when`` holds): removes the staged deploy block keys of the job's builds and fails any
     build the pipeline left pending or running. ``build_id``: a build to include besides those
     found by the job id (a workflow parameter, or "0")."""
-    from hera_workflows.common import step_template
+    from hera_workflows.common import cleanup_template
     from hera_workflows.features import wf_args
 
-    cleanup = step_template(
-        "build-cleanup",
-        "build-cleanup",
-        inputs=CLEANUP_INPUTS,
-        cpu="100m",
-        memory="256Mi",
-        memory_limit="1Gi",
-        timeout_s=600,
-    )
+    cleanup = cleanup_template("build-cleanup", CLEANUP_INPUTS)
     kw: dict[str, Any] = {"when": when} if when else {}
     return cleanup(
         name="build-cleanup",

@@ -71,6 +71,20 @@ def step_template(
     )
 
 
+def cleanup_template(step: str, inputs: Sequence[str] = ("project-id", "job-id")) -> Container:
+    """An exit handler's cleanup template (small, short): ``tinyforge step STEP`` removing a
+    job's staging keys (see :func:`tinyforge.workflows.steps.cleanup_step`)."""
+    return step_template(
+        step,
+        step,
+        inputs=inputs,
+        cpu="100m",
+        memory="256Mi",
+        memory_limit="1Gi",
+        timeout_s=600,
+    )
+
+
 def exit_handler() -> Container:
     """The ``record-status`` template: stores ``{{workflow.status}}`` on the pipeline's job."""
     return Container(

@@ -105,17 +105,9 @@ def add_feature_tasks() -> tuple[Task, Task]:
 def add_feature_cleanup() -> Task:
     """Inside an open WorkflowTemplate + the exit handler's DAG: the ``features-cleanup``
     template and task (removes the job's custom block staging keys whatever happened)."""
-    from hera_workflows.common import step_template
+    from hera_workflows.common import cleanup_template
 
-    cleanup = step_template(
-        "features-cleanup",
-        "features-cleanup",
-        inputs=["job-id", "project-id"],
-        cpu="100m",
-        memory="256Mi",
-        memory_limit="1Gi",
-        timeout_s=600,
-    )
+    cleanup = cleanup_template("features-cleanup", ["job-id", "project-id"])
     return cleanup(name="features-cleanup", arguments=wf_args("job-id", "project-id"))
 
 

@@ -106,17 +106,9 @@ def add_train_tasks(train_args: dict[str, str]) -> tuple[Task, Task]:
 
 def cleanup_container() -> Container:
     """The ``train-cleanup`` template: removes the job's staging keys (exit handler)."""
-    from hera_workflows.common import step_template
+    from hera_workflows.common import cleanup_template
 
-    return step_template(
-        "train-cleanup",
-        "train-cleanup",
-        inputs=["project-id", "job-id"],
-        cpu="100m",
-        memory="256Mi",
-        memory_limit="1Gi",
-        timeout_s=600,
-    )
+    return cleanup_template("train-cleanup")
 
 
 def _exit_dag(record: Container, *, retrain: bool = False) -> None:

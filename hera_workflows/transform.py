@@ -43,6 +43,7 @@ def transform_template() -> WorkflowTemplate:
     from hera_workflows.common import (
         block_step_arguments,
         block_step_template,
+        cleanup_template,
         exit_handler,
         pipeline_parameters,
         step_template,
@@ -62,15 +63,7 @@ def transform_template() -> WorkflowTemplate:
         ],
     ) as wt:
         record = exit_handler()
-        cleanup = step_template(
-            "transform-cleanup",
-            "transform-cleanup",
-            inputs=common,
-            cpu="100m",
-            memory="256Mi",
-            memory_limit="1Gi",
-            timeout_s=600,
-        )
+        cleanup = cleanup_template("transform-cleanup", common)
         plan = step_template(
             "transform-plan",
             "transform-plan",
