@@ -23,10 +23,10 @@ from hera_workflows import PIPELINES
 from hera_workflows.features import NAME as FEATURES
 from hera_workflows.jobs import required_parameters
 from hera_workflows.render import DEFAULT_OUT
-from tests.api.conftest import start_platform, stop_platform
 from tests.crd_schemas import SCHEMAS, crd_errors
 from tests.dsp_service.conftest import run_job, ts_impulse
 from tests.workflows.argo_stub import FakeArgo, argo_pod_name, node
+from tests.workflows.conftest import ARGO_NS
 from tinyforge.config import Settings
 from tinyforge.errors import InvalidArgument
 from tinyforge.v1 import common_pb2
@@ -43,7 +43,7 @@ from tinyforge.workflows.argo import (
 )
 from tinyforge.workflows.job_status import JOB_MANAGED_ENV
 
-NS = "tinyforge-jobs"
+NS = ARGO_NS
 PARAMS = {"job-id": "7", "project-id": "3", "impulse-id": "11", "version": "2"}
 
 
@@ -357,21 +357,6 @@ def test_settings_validate_the_engine(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 # ----------------------------------------------------------------------------- through gRPC
 
-
-@pytest.fixture(scope="module")
-def argo_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, FakeArgo]]:
-    fake = FakeArgo(token="s3cret").start()
-    p = start_platform(
-        tmp_path_factory.mktemp("argo-platform"),
-        workflow_engine="argo",
-        argo_server=fake.url,
-        argo_namespace=NS,
-        argo_token="s3cret",
-        argo_poll_interval=0.02,
-    )
-    yield p, fake
-    stop_platform(p)
-    fake.stop()
 
 
 def _impulse(client: Any) -> int:

@@ -28,14 +28,15 @@ from hera_workflows.training import RETRAIN, TEST, TRAIN
 from tests.api.conftest import RunningPlatform, start_platform, stop_platform
 from tests.dsp_service.conftest import SUCCEEDED, generate, run_job
 from tests.train_service.conftest import job_result, synthetic_dataset, synthetic_impulse
-from tests.workflows.argo_stub import FakeArgo, argo_pod_name, node
+from tests.workflows.argo_stub import argo_pod_name, node
+from tests.workflows.conftest import ARGO_NS
 from tinyforge.data.importers import import_har_stm32
 from tinyforge.features.generate import generate_features
 from tinyforge.learn.checks import TrainOptions
 from tinyforge.workflows.argo import JOB_LABEL
 from tinyforge.workflows.expressions import evaluate_when, substitute
 
-NS = "tinyforge-jobs"
+NS = ARGO_NS
 DATASETS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets").resolve()
 SEED_OPTIONS = {"epochs": 6, "learning_rate": 0.01, "seed": 4}
 
@@ -193,21 +194,6 @@ def test_local_engine_trains_tests_and_builds_like_inprocess(platform, local_pla
 
 # ----------------------------------------------------------------------------- Argo engine
 
-
-@pytest.fixture(scope="module")
-def argo_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, FakeArgo]]:
-    fake = FakeArgo(token="s3cret").start()
-    p = start_platform(
-        tmp_path_factory.mktemp("argo-train"),
-        workflow_engine="argo",
-        argo_server=fake.url,
-        argo_namespace=NS,
-        argo_token="s3cret",
-        argo_poll_interval=0.02,
-    )
-    yield p, fake
-    stop_platform(p)
-    fake.stop()
 
 
 def _train_status(wf: str, stage: int, summary: dict[str, Any]) -> dict[str, Any]:
