@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from services.common.runtime import freeze_startup_objects
 from services.common.server import PlatformServer, load_registrars
 from services.ingest import start_http
 from tinyforge.accounts.apikeys import create_api_key
@@ -109,6 +110,7 @@ def run(settings: Settings, *, out: Any = sys.stdout) -> int:
         server = PlatformServer(ctx, load_registrars(SERVICES))
         http = start_http(ctx)
         server.start()
+        freeze_startup_objects()
         write_client_config(
             settings.client_config_path,
             {

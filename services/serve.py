@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 
+from services.common.runtime import freeze_startup_objects
 from services.common.server import PlatformServer, load_registrars
 from tinyforge.config import Settings
 from tinyforge.context import PlatformContext
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     https = [start(ctx) for start in starters if start is not None]
     server.start()
+    freeze_startup_objects()
     logging.getLogger("tinyforge").info("%s service listening on port %s", args.name, server.port)
     stop.wait()
     for http in https:

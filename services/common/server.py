@@ -18,9 +18,9 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
 from services.common.auth import AuthInterceptor
+from services.common.runtime import tune_malloc_for_large_messages
 from tinyforge.context import PlatformContext
 from tinyforge.errors import FailedPrecondition
-from tinyforge.telemetry import grpc_server_interceptor
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,11 @@ class PlatformServer:
         host = ctx.settings.grpc_host if host is None else host
         port = ctx.settings.grpc_port if port is None else port
         max_message = ctx.settings.max_upload_bytes + (1 << 20)
+        tune_malloc_for_large_messages()  # streamed uploads: reuse warm pages per chunk
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tf-grpc"),
-            interceptors=[
-                grpc_server_interceptor(tracer_provider or ctx.tracer_provider),
-                AuthInterceptor(ctx),
-            ],
+            # One interceptor: tracing, auth, error mapping and audit (services.common.auth).
+            interceptors=[AuthInterceptor(ctx, tracer_provider=tracer_provider)],
             options=[
                 ("grpc.max_receive_message_length", max_message),
                 ("grpc.max_send_message_length", max_message),

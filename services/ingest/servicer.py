@@ -14,9 +14,9 @@ import grpc
 
 from services.common.auth import audit_note, authorize_request
 from services.ingest import convert
-from services.ingest.wire import parse_stream_part
 from tinyforge.context import PlatformContext
 from tinyforge.data.samples import SampleStore
+from tinyforge.data.stream_wire import parse_stream_part
 from tinyforge.errors import Cancelled, InvalidArgument
 from tinyforge.v1 import ingest_service_pb2 as pb
 from tinyforge.v1 import ingest_service_pb2_grpc as pb_grpc
@@ -165,7 +165,7 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
 
 class _Capture:
     """Stands in for the server to catch the generated method handlers (to give
-    UploadStream the zero-copy deserializer of :mod:`services.ingest.wire`)."""
+    UploadStream the zero-copy deserializer of :mod:`tinyforge.data.stream_wire`)."""
 
     handlers: dict[str, Any]
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +18,15 @@ import sqlalchemy as sa
 from google.protobuf.message import DecodeError
 
 from services.ingest.http_api import _fast_headers, _split_multipart, parse_multipart
-from services.ingest.wire import parse_stream_part
 from tinyforge.accounts import apikeys, members
 from tinyforge.auth import authenticate, cache
+from tinyforge.data.stream_wire import encode_chunk, encode_header, parse_stream_part
 from tinyforge.errors import Unauthenticated
 from tinyforge.store.db import Database
 from tinyforge.store.models import AuditLog, Organization, Project, Role
 from tinyforge.v1 import ingest_service_pb2 as ipb
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------ UploadStream decoding
@@ -47,6 +51,21 @@ def test_stream_part_matches_protobuf(msg: ipb.UploadStreamRequest) -> None:
     assert part.header == msg.header
     if msg.WhichOneof("part") == "chunk" and msg.chunk:
         assert isinstance(part.chunk, memoryview) and part.chunk.readonly  # no copy
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16383, 16384, 300_000])
+def test_encoded_stream_parts_are_protobuf_bytes(size: int) -> None:
+    """The SDK's pre-serialized messages are byte for byte what protobuf would send (varint
+    lengths of 1-3 bytes included), from bytes or a memoryview."""
+    chunk = bytes(range(256)) * (size // 256 + 1)
+    chunk = chunk[:size]
+    expect = ipb.UploadStreamRequest(chunk=chunk).SerializeToString()
+    assert encode_chunk(chunk) == expect
+    assert encode_chunk(memoryview(chunk)) == expect
+    header = ipb.UploadStreamHeader(project_id=9, size_bytes=size, options=ipb.UploadOptions(
+        filename="x" * size if size < 20_000 else "big.wav", label="é"))
+    assert encode_header(header) == ipb.UploadStreamRequest(header=header).SerializeToString()
+    assert parse_stream_part(encode_header(header)).header == header
 
 
 def test_stream_part_unusual_input_goes_through_protobuf() -> None:
@@ -244,3 +263,57 @@ def test_driver_writes_store_what_sqlalchemy_stores() -> None:
             assert [a.detail for a in read] == ["d", *(f"n{i}" for i in range(5)), "core"]
             assert all(a.ts.tzinfo is not None for a in read)
         db.dispose()
+
+
+# ------------------------------------------------------------------ allocator
+_FAULTS = """
+import resource, sys, threading
+from services.common.runtime import tune_malloc_for_large_messages
+if sys.argv[1] == "tuned":
+    assert tune_malloc_for_large_messages() and tune_malloc_for_large_messages()
+def receive():  # what a server thread does per streamed chunk: a fresh multi-MiB buffer
+    for i in range(40):
+        chunk = b"x" * ((4 << 20) + i * 4096)
+        del chunk
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+threads = [threading.Thread(target=receive) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc malloc tuning (Linux only)")
+def test_malloc_tuning_reuses_pages_for_large_chunks() -> None:
+    """With the server's malloc settings, multi-MiB buffers allocated in threads reuse warm
+    pages instead of faulting in fresh ones for every chunk."""
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True,
+                             text=True, timeout=120, check=True, cwd=REPO)
+        return int(out.stdout)
+
+    default, tuned = faults("default"), faults("tuned")
+    assert tuned * 5 < default, (default, tuned)
+
+
+def test_startup_objects_are_frozen_and_new_cycles_still_collected() -> None:
+    code = (
+        "import gc, weakref\n"
+        "from services.common.runtime import freeze_startup_objects\n"
+        "before = gc.get_freeze_count()\n"
+        "freeze_startup_objects()\n"
+        "assert gc.get_freeze_count() > before + 1000, gc.get_freeze_count()\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node()\n"
+        "a.other, b.other = b, a\n"
+        "gone = weakref.ref(a)\n"
+        "del a, b\n"
+        "gc.collect()\n"
+        "assert gone() is None\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True, cwd=REPO)
+    assert out.stdout.strip() == "ok"

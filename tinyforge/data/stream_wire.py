@@ -1,12 +1,18 @@
-"""Zero-copy decoding of ``UploadStreamRequest`` messages (the chunks of a streamed upload).
+"""The wire format of ``UploadStreamRequest`` (the messages of a streamed upload), both ways,
+without protobuf's copies of the chunk bytes.
 
-The generated deserializer copies a chunk twice on its way to the file: protobuf copies the
-received bytes into the message, and every ``msg.chunk`` access copies them out again. For a
-200 MB upload those copies cost as much CPU as writing the file. :func:`parse_stream_part`
-reads the message's wire format itself (``oneof part { UploadStreamHeader header = 1; bytes
-chunk = 2; }``) and hands the chunk out as a read-only ``memoryview`` of the received bytes.
-Anything unusual (unknown wire types, malformed input) goes through the generated parser, so
-errors are exactly the generated deserializer's.
+The message is ``oneof part { UploadStreamHeader header = 1; bytes chunk = 2; }``. Going
+through generated code, a chunk is copied twice on each side: the client copies it into the
+message and again when serializing; the server copies the received bytes into the message
+and out again on every ``msg.chunk`` access. For a 200 MB upload those copies cost as much
+CPU as writing the file.
+
+- Client side: :func:`encode_chunk` / :func:`encode_header` give the serialized message
+  (tag, length, payload) directly; the SDK sends them with no request serializer.
+- Server side: :func:`parse_stream_part` reads the wire format itself and hands the chunk out
+  as a read-only ``memoryview`` of the received bytes. Anything unusual (unknown wire types,
+  malformed input) goes through the generated parser, so errors are exactly the generated
+  deserializer's.
 """
 
 from __future__ import annotations
@@ -16,6 +22,27 @@ from typing import Any
 from tinyforge.v1 import ingest_service_pb2 as pb
 
 _HEADER_FIELD, _CHUNK_FIELD = 1, 2
+_HEADER_TAG, _CHUNK_TAG = b"\x0a", b"\x12"  # (field << 3) | 2: length-delimited
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_chunk(chunk: bytes | bytearray | memoryview) -> bytes:
+    """The serialized ``UploadStreamRequest(chunk=chunk)``: one copy of ``chunk``."""
+    return _CHUNK_TAG + _varint_bytes(len(chunk)) + chunk
+
+
+def encode_header(header: pb.UploadStreamHeader) -> bytes:
+    """The serialized ``UploadStreamRequest(header=header)``."""
+    raw = header.SerializeToString()
+    return _HEADER_TAG + _varint_bytes(len(raw)) + raw
 
 
 class StreamPart:
