@@ -255,6 +255,20 @@ def test_upload_stream_large_file(ingest, tenant) -> None:
     assert body == data
 
 
+def test_sdk_streams_large_files(tenant, tmp_path) -> None:
+    """Client.upload_file sends files over STREAM_THRESHOLD through UploadStream with its own
+    message encoding; the stored bytes are the file's."""
+    client = tenant.client()
+    data = wav16((np.arange(3_000_000) % 3000 - 1500).astype("<i2").tolist(), rate=16000)
+    assert len(data) > client.STREAM_THRESHOLD
+    path = tmp_path / "long.wav"
+    path.write_bytes(data)
+    s = client.upload_file(path, project_id=tenant.project_id, label="hum")
+    assert s.sha256 == hashlib.sha256(data).hexdigest() and s.length == 3_000_000
+    assert s.filename == "long.wav" and s.label == "hum"
+    assert client.download_sample(s.id, tenant.project_id)[1] == data
+
+
 def _stream(ingest, pid: int, data: bytes, name: str, piece: int = 4096) -> ipb.Sample:
     def messages():
         yield ipb.UploadStreamRequest(header=ipb.UploadStreamHeader(
