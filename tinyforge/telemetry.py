@@ -14,12 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.trace.status import Status, StatusCode
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -69,13 +72,43 @@ def shutdown_telemetry() -> None:
         _configured.shutdown()
 
 
-def grpc_server_interceptor(
-    tracer_provider: trace.TracerProvider | None = None,
-) -> grpc.ServerInterceptor:
-    """Server interceptor that opens a SERVER span per call, continuing the caller's trace."""
-    from opentelemetry.instrumentation.grpc import server_interceptor
+class ServerSpans:
+    """Opens the SERVER span of each gRPC call a server handles.
 
-    return server_interceptor(tracer_provider=tracer_provider)
+    What OpenTelemetry's gRPC server instrumentation records (span named after the full
+    method, ``rpc.system/service/method``, ``rpc.grpc.status_code``, ERROR status for failed
+    calls, the caller's trace continued from its ``traceparent`` metadata), at a fraction of
+    its cost: that interceptor wraps every handler once more, parses the peer address and
+    copies the metadata twice per call, about 0.3 ms of a 2 ms upload on 2 cores
+    (bench/ingest). The platform's one server interceptor
+    (``services.common.auth.AuthInterceptor``) calls :meth:`start` and :meth:`finish`.
+    """
+
+    def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
+        provider = tracer_provider or trace.get_tracer_provider()
+        self._tracer = provider.get_tracer("tinyforge.grpc.server")
+
+    def start(self, method: str, metadata: Any) -> tuple[trace.Span, object]:
+        """Start the span of ``method`` ("/pkg.Service/Method") as the current span, as a
+        child of the trace in ``metadata`` (the call's invocation metadata) if any; returns
+        (span, token for :meth:`finish`)."""
+        carrier = {m[0]: m[1] for m in metadata or () if isinstance(m[1], str)}
+        parent = propagate.extract(carrier) if "traceparent" in carrier else None
+        service, _, name = method.lstrip("/").partition("/")
+        span = self._tracer.start_span(
+            method, context=parent, kind=trace.SpanKind.SERVER,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
+        return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+    @staticmethod
+    def finish(span: trace.Span, token: object, code: grpc.StatusCode,
+               detail: str = "") -> None:
+        """End the span with the call's final status code; restore the previous context."""
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, f"{code.name}: {detail}"[:512]))
+        span.end()
+        otel_context.detach(token)  # type: ignore[arg-type]
 
 
 def instrument_channel(

@@ -5,7 +5,9 @@ the API key is read from metadata (``x-api-key: <key>`` or ``authorization: Bear
 exactly one), resolved to a :class:`~tinyforge.auth.Principal`, the request's target resolved
 by the method's rule in :data:`tinyforge.auth.POLICY` and checked. While the servicer runs, the
 principal is available through :func:`current_principal`. Domain errors raised anywhere in the
-call become gRPC statuses here (one place), and mutating calls get an audit row.
+call become gRPC statuses here (one place), and mutating calls get an audit row. It also
+opens each call's SERVER span (:class:`tinyforge.telemetry.ServerSpans`): one interceptor,
+one handler wrap per call.
 
 Health checking and reflection are public; a TinyForge method without a rule is denied.
 """
@@ -38,6 +40,7 @@ from tinyforge.auth import (
 from tinyforge.context import PlatformContext
 from tinyforge.errors import NotFound, PermissionDenied, TinyForgeError, Unauthenticated
 from tinyforge.store.db import Database
+from tinyforge.telemetry import ServerSpans
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +158,24 @@ def target_of(session: Any, rule: Rule, request: Any, principal: Principal) -> T
     return resolve_target(session, rule, request, principal)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Authenticate, authorize, map errors and audit every TinyForge method."""
+def _status_code(state: CallState, context: grpc.ServicerContext) -> grpc.StatusCode:
+    """The gRPC status a call ended with, from the interceptor's record of it."""
+    code = getattr(grpc.StatusCode, state.status, None)
+    if isinstance(code, grpc.StatusCode):
+        return code
+    # the servicer aborted by itself (context.abort): ask the context
+    code = context.code() if hasattr(context, "code") else None
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
-    def __init__(self, ctx: PlatformContext, policy: dict[str, Rule] | None = None) -> None:
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Trace, authenticate, authorize, map errors and audit every TinyForge method."""
+
+    def __init__(self, ctx: PlatformContext, policy: dict[str, Rule] | None = None, *,
+                 tracer_provider: Any = None) -> None:
         self.ctx = ctx
         self.policy = POLICY if policy is None else policy
+        self.spans = ServerSpans(tracer_provider or ctx.tracer_provider)
 
     # ------------------------------------------------------------------ decisions
     def _admit(self, state: CallState, request: Any, context: grpc.ServicerContext) -> None:
@@ -209,6 +224,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             state = CallState(method, rule)
             token = _CALL.set(state)
+            span, span_token = self.spans.start(method, context.invocation_metadata())
             try:
                 # Client-streaming methods authorize their target from the first message
                 # themselves (authorize_request); here only the key is checked.
@@ -224,6 +240,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
             finally:
                 _CALL.reset(token)
                 self._finish(state)
+                self.spans.finish(span, span_token, _status_code(state, context),
+                                  "; ".join(state.notes))
 
         return wrapped
 
@@ -233,6 +251,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             state = CallState(method, rule)
             token = _CALL.set(state)
+            span, span_token = self.spans.start(method, context.invocation_metadata())
             try:
                 self._admit(state, None if streaming_req else request, context)
                 yield from behavior(request, context)
@@ -249,6 +268,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 with contextlib.suppress(ValueError):  # generator closed from another context
                     _CALL.reset(token)
                 self._finish(state)
+                self.spans.finish(span, span_token, _status_code(state, context),
+                                  "; ".join(state.notes))
 
         return wrapped
 

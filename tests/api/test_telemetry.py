@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.common.auth import current_target
 from services.common.convert import job as job_pb
@@ -88,6 +88,11 @@ def test_call_spans_share_a_trace_that_the_job_carries(traced) -> None:
     assert server[0].context.trace_id == client_spans[0].context.trace_id
     assert server[0].parent is not None
     assert server[0].parent.span_id == client_spans[0].context.span_id
+    assert server[0].attributes["rpc.system"] == "grpc"
+    assert server[0].attributes["rpc.service"] == "tinyforge.v1.ProjectService"
+    assert server[0].attributes["rpc.method"] == "GetProject"
+    assert server[0].attributes["rpc.grpc.status_code"] == grpc.StatusCode.OK.value[0]
+    assert server[0].status.status_code == StatusCode.UNSET
 
     exporter.clear()
     start = client.channel.unary_unary(
@@ -123,6 +128,30 @@ def test_denied_calls_are_traced_with_their_status(traced) -> None:
         client.get_hmac_key(tenant.project_id)
     server = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER)
     assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert server.status.status_code == StatusCode.ERROR
+    assert "PERMISSION_DENIED" in server.status.description
+
+
+def test_streaming_calls_are_traced(traced) -> None:
+    """Server-streaming methods get their span too, ended when the stream ends."""
+    platform, exporter, provider = traced
+    tenant = platform.new_tenant()
+    client = tenant.client(tracer_provider=provider)
+    data = b"a,b\n1,2\n3,4\n"
+    sample = client.upload_sample(data, "s.csv", project_id=tenant.project_id, label="x",
+                                  frequency_hz=10)
+    exporter.clear()
+    assert client.download_sample(sample.id, tenant.project_id)[1] == data
+    name = "/tinyforge.v1.IngestService/DownloadSample"
+    (server,) = [s for s in exporter.get_finished_spans()
+                 if s.kind == SpanKind.SERVER and s.name == name]
+    assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.OK.value[0]
+    exporter.clear()
+    with pytest.raises(Exception, match="NOT_FOUND"):
+        client.download_sample(sample.id + 1000, tenant.project_id)
+    (server,) = [s for s in exporter.get_finished_spans()
+                 if s.kind == SpanKind.SERVER and s.name == name]
+    assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
 
 
 def _configured_exporter(env: dict[str, str]) -> str:
