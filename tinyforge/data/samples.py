@@ -77,7 +77,7 @@ from tinyforge.data.splits import DEFAULT_TEST_FRACTION, split_for_hash
 from tinyforge.data.wav import WavHeadTooShort, check_float_samples, inspect_wav, is_wav
 from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound
 from tinyforge.store.db import BatchOp, Database, driver_statement
-from tinyforge.store.models import Device, Project, Sample
+from tinyforge.store.models import Device, Project, Sample, detached_row
 from tinyforge.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,7 @@ class SampleStore:
         name = fields["device_name"] or fields["device_type"]
         self.db.write(_FinishOp(project_id, sample_id, sha, opts.disallow_duplicates, values,
                                 name[:256], fields["device_type"], now))
-        return Sample(id=sample_id, project_id=project_id, **fields)
+        return detached_row(Sample, id=sample_id, project_id=project_id, **fields)
 
     def ingest_bytes(self, project_id: int, data: bytes, opts: UploadOptions) -> Sample:
         """Validate, parse and store one upload held in memory; returns the stored row.

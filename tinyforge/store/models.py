@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -23,7 +23,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    configure_mappers,
+    mapped_column,
+    relationship,
+)
 
 from tinyforge.store.sqltypes import UTCDateTime
 
@@ -37,6 +43,22 @@ class Base(DeclarativeBase):
     """Declarative base of every TinyForge table."""
 
     type_annotation_map = {dict[str, Any]: JSON}
+
+
+_B = TypeVar("_B", bound=Base)
+
+
+def detached_row(cls: type[_B], **values: Any) -> _B:
+    """An instance of the mapped class ``cls`` whose attributes are ``values``, built without
+    the constructor's per-attribute change events (a Sample costs ~50 µs through its
+    constructor, ~3 µs here). For handing back a row that Core statements wrote: it belongs
+    to no session and must never be added to one (it has no pending changes to flush)."""
+    mapper = cls.__mapper__
+    if not mapper.configured:  # relationships resolved (the constructor would do it)
+        configure_mappers()
+    obj = mapper.class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 class Role(enum.StrEnum):
