@@ -327,7 +327,8 @@ class IngestionApi:
     def _ingest(self, project_id: int, p: _Part, opts: UploadOptions) -> Any:
         if p.size <= IN_MEMORY_LIMIT:
             return self.store.ingest_bytes(project_id, p.file.read(), opts)
-        return self.store.ingest_stream(project_id, _file_chunks(p.file), opts)
+        return self.store.ingest_stream(project_id, _file_chunks(p.file), opts,
+                                        size_hint=p.size)
 
     def upload_data(self, project_id: int, category: str, headers: Any,
                     body: bytes) -> list[dict[str, Any]]:

@@ -71,7 +71,7 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
                 raise InvalidArgument(f"received {total} bytes, the header announced "
                                       f"{expected}", field="size_bytes")
 
-        row = self.store.ingest_stream(header.project_id, chunks(), opts)
+        row = self.store.ingest_stream(header.project_id, chunks(), opts, size_hint=expected)
         audit_note(f"uploaded sample {row.id} ({row.size_bytes} bytes, streamed)")
         return pb.UploadSampleResponse(sample=convert.sample(row))
 

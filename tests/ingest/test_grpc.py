@@ -327,6 +327,23 @@ def test_upload_stream_needs_header_first_and_exact_size(ingest, tenant, platfor
     assert stored(platform, pid) == (0, [])
 
 
+def test_upload_stream_over_the_limit_is_refused_from_its_header(ingest, tenant,
+                                                                 platform) -> None:
+    """An announced size over the limit is refused from the header, naming the size."""
+    pid = tenant.project_id
+
+    def messages():
+        yield ipb.UploadStreamRequest(header=ipb.UploadStreamHeader(
+            project_id=pid, size_bytes=10**12, options=ipb.UploadOptions(filename="big.wav")))
+        yield ipb.UploadStreamRequest(chunk=b"RIFF")
+
+    with pytest.raises(grpc.RpcError) as e:
+        ingest.stub.UploadStream(messages(), metadata=ingest.md)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "announces 1000000000000 bytes" in e.value.details()
+    assert stored(platform, pid) == (0, [])
+
+
 def test_unsigned_json_is_refused_when_project_requires_signatures(ingest, tenant) -> None:
     from tinyforge.v1 import project_service_pb2 as ppb
     from tinyforge.v1 import project_service_pb2_grpc

@@ -4,6 +4,7 @@ the local directory and the MinIO code path talking to a real S3 API server (mot
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from tinyforge.errors import (
     ResourceExhausted,
     TinyForgeError,
 )
+from tinyforge.store import objects as objects_module
 from tinyforge.store.objects import (
     LocalObjectStore,
     MinioObjectStore,
@@ -350,6 +352,43 @@ def test_max_bytes_exceeded_leaves_nothing(object_store: ObjectStore, size: int)
     _nothing_left(object_store)
     info = object_store.put_stream("limit/x", _random_stream(size, MiB // 4), max_bytes=size)
     assert info.size == size  # exactly at the limit is fine
+
+
+@pytest.mark.parametrize("announced", [3 * MiB, 2 * MiB, MiB + 1, 0])
+def test_size_hint_never_changes_the_object(object_store: ObjectStore, announced: int) -> None:
+    """Whatever size is announced (more, exact, less, none), the object is the stream: the
+    local store's reserved space beyond it is given back."""
+    seen = hashlib.sha256()
+    info = object_store.put_stream("hint/x", _random_stream(2 * MiB, MiB // 3, seen),
+                                   size_hint=announced or None)
+    assert (info.size, info.sha256) == (2 * MiB, seen.hexdigest())
+    data = object_store.get_bytes("hint/x")
+    assert len(data) == 2 * MiB and _sha(data) == seen.hexdigest()
+    if isinstance(object_store, LocalObjectStore):
+        blobs = [p for p in (object_store.root / "hint" / "x").iterdir()
+                 if p.name.startswith(".blob-")]
+        assert [p.stat().st_size for p in blobs] == [2 * MiB]
+
+
+def test_full_disk_is_reported_before_the_stream_is_read(
+        local_store: LocalObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reservation the disk cannot hold fails with ResourceExhausted naming the size,
+    before one chunk is consumed, and leaves nothing behind."""
+    def no_space(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(objects_module.os, "posix_fallocate", no_space)
+    pulled: list[int] = []
+
+    def source() -> Iterator[bytes]:
+        pulled.append(1)
+        yield b"x" * MiB
+
+    with pytest.raises(ResourceExhausted) as e:
+        local_store.put_stream("full/x", source(), size_hint=50 * MiB)
+    assert e.value.field == "size_bytes" and str(50 * MiB) in e.value.message
+    assert "No space left" in e.value.message and pulled == []
+    _nothing_left(local_store)
 
 
 def test_object_invisible_while_streaming(object_store: ObjectStore) -> None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ from tinyforge.data.labels import (
 )
 from tinyforge.data.splits import DEFAULT_TEST_FRACTION, split_for_hash
 from tinyforge.data.wav import WavHeadTooShort, check_float_samples, inspect_wav, is_wav
-from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound
+from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from tinyforge.store.db import BatchOp, Database, driver_statement
 from tinyforge.store.models import Device, Project, Sample, detached_row
 from tinyforge.store.objects import ObjectStore
@@ -380,21 +381,27 @@ class SampleStore:
             raise
 
     def ingest_stream(self, project_id: int, chunks: Iterable[bytes],
-                      opts: UploadOptions) -> Sample:
+                      opts: UploadOptions, *, size_hint: int = 0) -> Sample:
         """Like :meth:`ingest_bytes` for a large upload arriving in chunks.
 
         The chunks are written through ``ObjectStore.put_stream`` (constant memory, the size
         limit enforced while streaming, invisible until complete), then read back and parsed.
         If the source raises (client gone) or anything fails, nothing is left behind.
+        ``size_hint``: the size the client announced (0: unknown); over the size limit it is
+        refused before anything is received, else the store reserves the space up front.
         """
         chk = check_options(opts)
         self._project(project_id)  # NotFound before anything is written
+        if size_hint > self.max_upload_bytes:
+            raise ResourceExhausted(
+                f"the upload announces {size_hint} bytes, over the limit of "
+                f"{self.max_upload_bytes} bytes per file", field="size_bytes")
         sample_id = self._reserve(project_id, chk, opts)
         key = raw_key(project_id, sample_id)
         head = _Head(chunks)
         try:
             info = self.objects.put_stream(key, head.chunks(), max_bytes=self.max_upload_bytes,
-                                           overwrite=True)
+                                           overwrite=True, size_hint=size_hint or None)
             parsed = self._parse_stored_wav(key, head.data, info.size)
             if parsed is None:  # not a WAV (or an odd one): parse the whole file in memory
                 data = self.objects.get_bytes(key)
@@ -437,7 +444,8 @@ class SampleStore:
     def ingest_file(self, project_id: int, path: Path, opts: UploadOptions) -> Sample:
         """Ingest a file from disk (CLI/importers running next to the platform)."""
         with open(path, "rb") as f:
-            return self.ingest_stream(project_id, iter(lambda: f.read(1 << 20), b""), opts)
+            return self.ingest_stream(project_id, iter(lambda: f.read(1 << 20), b""), opts,
+                                      size_hint=os.fstat(f.fileno()).st_size)
 
     # ------------------------------------------------------------------ queries
     def get(self, project_id: int, sample_id: int) -> Sample:

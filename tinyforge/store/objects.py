@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import base64
 import contextlib
+import errno
 import hashlib
 import io
 import itertools
@@ -55,6 +56,7 @@ _RESERVED_META_KEYS = frozenset({"sha256"})
 _READ_CHUNK = 1 << 20  # 1 MiB: how much a file-like source is asked for at a time
 _OVERLAP_MIN = 256 * 1024  # chunks at least this big are hashed while being written
 _WRITEBACK_STEP = 16 << 20  # large objects: start writeback of every 16 MiB written
+_PREALLOCATE_MIN = 1 << 20  # put_stream reserves the announced size of objects this big
 _TMP_COUNTER = itertools.count()  # temp file numbers (thread-safe: next() holds the GIL)
 _PID = [os.getpid()]  # for temp file names, without a system call each time
 if hasattr(os, "register_at_fork"):
@@ -322,6 +324,25 @@ def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> None:
         view = view[n:]
 
 
+def _preallocate(fd: int, key: str, size_hint: int | None, max_bytes: int | None) -> int:
+    """Reserve ``size_hint`` bytes of disk for the file ``fd`` (large objects only, and never
+    more than ``max_bytes``); returns the bytes reserved (the file's size is then that).
+    ResourceExhausted if the disk cannot hold them; file systems without preallocation
+    just skip it."""
+    if (not isinstance(size_hint, int) or size_hint < _PREALLOCATE_MIN
+            or (max_bytes is not None and size_hint > max_bytes)):
+        return 0
+    try:
+        os.posix_fallocate(fd, 0, size_hint)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceExhausted(
+                f"not enough disk space to store {size_hint} bytes for object {key!r}: "
+                f"{exc.strerror}", field="size_bytes") from None
+        return 0  # EOPNOTSUPP, EINVAL...: write without reserving
+    return size_hint
+
+
 def _start_writeback(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk now, without
     waiting (POSIX_FADV_DONTNEED starts asynchronous writeback of the dirty range), so the
@@ -383,11 +404,17 @@ class ObjectStore(abc.ABC):
         metadata: dict[str, str] | None = None,
         max_bytes: int | None = None,
         overwrite: bool = False,
+        size_hint: int | None = None,
     ) -> ObjectInfo:
         """Stream ``source`` (a binary file or an iterable of byte chunks) into ``key`` in
         constant memory, computing sha256 on the way. Nothing is visible until the whole
         stream is stored; if the source raises, or yields more than ``max_bytes`` bytes
-        (ResourceExhausted), nothing is left behind and the exception propagates."""
+        (ResourceExhausted), nothing is left behind and the exception propagates.
+
+        ``size_hint``: the size the caller expects (an upload's announced size), if known.
+        The local store reserves that much disk space before the first byte (a full disk
+        fails at once with ResourceExhausted, and the file is allocated in one piece rather
+        than block by block); the object is always exactly what ``source`` yields."""
 
     def get_bytes(self, key: str) -> bytes:
         """The whole object in memory (checked against its sha256). NotFound if missing."""
@@ -629,6 +656,7 @@ class LocalObjectStore(ObjectStore):
         metadata: dict[str, str] | None = None,
         max_bytes: int | None = None,
         overwrite: bool = False,
+        size_hint: int | None = None,
     ) -> ObjectInfo:
         key = validate_key(key)
         content_type = validate_content_type(content_type)
@@ -647,6 +675,7 @@ class LocalObjectStore(ObjectStore):
         written = flushed = 0
         try:
             with contextlib.closing(_Fd(fd)):
+                reserved = _preallocate(fd, key, size_hint, max_bytes)
                 for chunk in src.chunks():
                     if len(chunk) >= _OVERLAP_MIN:
                         # Hash on another core while this one writes and pulls the next
@@ -672,6 +701,8 @@ class LocalObjectStore(ObjectStore):
                         flushed = written
                 for done in hashing:
                     done.result()
+                if written < reserved:  # fewer bytes than announced: drop the reserved tail
+                    os.ftruncate(fd, written)
                 self._fsync(fd)
             info = ObjectInfo(key, src.size, src.sha256, content_type, meta)
             blob = f"{self._BLOB}{uuid.uuid4().hex}"
@@ -1052,6 +1083,7 @@ class MinioObjectStore(ObjectStore):
         metadata: dict[str, str] | None = None,
         max_bytes: int | None = None,
         overwrite: bool = False,
+        size_hint: int | None = None,
     ) -> ObjectInfo:
         key = validate_key(key)
         content_type = validate_content_type(content_type)
