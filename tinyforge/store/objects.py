@@ -511,7 +511,9 @@ class LocalObjectStore(ObjectStore):
     (ext4, xfs) the directory fsync commits the journal transaction holding their creation.
     ``fsync=False`` (tests) keeps atomic visibility but not durability across power loss.
     Large streamed objects start their writeback every 16 MiB (``_start_writeback``), so
-    the final fsync does not have to write the whole object after the last byte arrives.
+    the final fsync does not have to write the whole object after the last byte arrives,
+    and reserve their announced size first (``size_hint``: ``posix_fallocate``), so a full
+    disk is reported before the upload instead of part-way through it.
     """
 
     _SIDECAR = ".object.json"
