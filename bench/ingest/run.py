@@ -50,6 +50,7 @@ CLIENT_PROCS = int(os.environ.get("BENCH_CLIENT_PROCS", "4"))
 CLIENT_THREADS = int(os.environ.get("BENCH_CLIENT_THREADS", "4"))
 BATCH = int(os.environ.get("BENCH_BATCH", "20"))  # files per request of the extra batched line
 STREAM_RUNS = int(os.environ.get("BENCH_STREAM_RUNS", "3"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "400"))  # untimed small uploads per protocol
 
 
 def free_port() -> int:
@@ -229,16 +230,21 @@ def start_platform(data_dir: Path) -> tuple[subprocess.Popen, dict]:
 def bench_small(root: Path, cfg: dict, server: int) -> None:
     """(a) small samples: HTTP (EI files endpoint), gRPC UploadSample, HTTP batched."""
     blobs = [small_sample(i) for i in range(N_SMALL)]
+    # Each protocol is warmed up first with WARMUP untimed uploads (connections, the gRPC
+    # server's worker threads, caches), as on a platform that has been running a while.
+    warm = list(range(10 * N_SMALL, 10 * N_SMALL + WARMUP))
+    run_small("http", cfg, warm, server)
     http_rate, http_srv, http_sys, http_cli = run_small("http", cfg, list(range(N_SMALL)),
                                                         server)
+    run_small("grpc", cfg, [i + WARMUP for i in warm], server)
     grpc_rate, grpc_srv, grpc_sys, grpc_cli = run_small(
         "grpc", cfg, list(range(N_SMALL, 2 * N_SMALL)), server)
     # extra (not the goal's figure): many files per EI multipart request
     batch_rate, batch_srv, batch_sys, batch_cli = run_small(
         "http-batch", cfg, list(range(2 * N_SMALL, 3 * N_SMALL)), server)
     raw_rate = raw_small(root / "raw-small", blobs)
-    print(f"small JSON samples ({N_SMALL} each, {CLIENT_PROCS} client processes x "
-          f"{CLIENT_THREADS} threads, ~{len(blobs[0])} B, {os.cpu_count()} cores, "
+    print(f"small JSON samples ({N_SMALL} each after {WARMUP} untimed, {CLIENT_PROCS} client "
+          f"processes x {CLIENT_THREADS} threads, ~{len(blobs[0])} B, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}):")
     for label, rate, srv, ksys, cli in (
             ("HTTP  /api/training/files ", http_rate, http_srv, http_sys, http_cli),
