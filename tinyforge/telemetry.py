@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -102,10 +103,12 @@ class ServerSpans:
 
     @staticmethod
     def finish(span: trace.Span, token: object, code: grpc.StatusCode,
-               detail: str = "") -> None:
-        """End the span with the call's final status code; restore the previous context."""
+               notes: Sequence[str] = ()) -> None:
+        """End the span with the call's final status code (and, for a failed call, its
+        ``notes`` as the status description); restore the previous context."""
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         if code is not grpc.StatusCode.OK:
+            detail = "; ".join(notes)
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {detail}"[:512]))
         span.end()
         otel_context.detach(token)  # type: ignore[arg-type]

@@ -240,8 +240,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             finally:
                 _CALL.reset(token)
                 self._finish(state)
-                self.spans.finish(span, span_token, _status_code(state, context),
-                                  "; ".join(state.notes))
+                self.spans.finish(span, span_token, _status_code(state, context), state.notes)
 
         return wrapped
 
@@ -268,8 +267,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 with contextlib.suppress(ValueError):  # generator closed from another context
                     _CALL.reset(token)
                 self._finish(state)
-                self.spans.finish(span, span_token, _status_code(state, context),
-                                  "; ".join(state.notes))
+                self.spans.finish(span, span_token, _status_code(state, context), state.notes)
 
         return wrapped
 

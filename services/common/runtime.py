@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
-import threading
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +37,21 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20  # glibc's upper limit for M_MMAP_THRESHOLD on 64-bit
 TRIM_THRESHOLD = 128 << 20
 
-_lock = threading.Lock()
-_done: list[bool] = []
 
-
+@functools.cache  # once per process (applying it twice would be harmless)
 def tune_malloc_for_large_messages() -> bool:
-    """Apply the settings above once per process; True if glibc accepted them."""
-    with _lock:
-        if _done:
-            return _done[0]
+    """Apply the settings above; True if glibc accepted them."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        ok = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+            mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): keep the defaults
         ok = False
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-            mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-            ok = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-                mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-        except (OSError, AttributeError):  # not glibc (musl, macOS): keep the defaults
-            ok = False
-        if not ok:
-            log.debug("malloc tuning not applied (not glibc)")
-        _done.append(ok)
-        return ok
+    if not ok:
+        log.debug("malloc tuning not applied (not glibc)")
+    return ok
 
 
 def freeze_startup_objects() -> None:
