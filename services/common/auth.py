@@ -176,6 +176,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self.ctx = ctx
         self.policy = POLICY if policy is None else policy
         self.spans = ServerSpans(tracer_provider or ctx.tracer_provider)
+        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler]] = {}
 
     # ------------------------------------------------------------------ decisions
     def _admit(self, state: CallState, request: Any, context: grpc.ServicerContext) -> None:
@@ -276,6 +277,16 @@ class AuthInterceptor(grpc.ServerInterceptor):
         method: str = handler_call_details.method
         if handler is None or not method.startswith("/tinyforge."):
             return handler
+        # The wrapped handler keeps no per-call state, so it is built once per method (and
+        # servicer handler) rather than on every call of the hot upload path.
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         rule = self.policy.get(method)
         kw = {
             "request_deserializer": handler.request_deserializer,

@@ -610,3 +610,64 @@ def test_make_object_store_bad_settings(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument) as e:
         make_object_store(bad)
     assert e.value.field == "s3_endpoint"
+
+
+def _direct_io_works(dirpath: Path) -> bool:
+    """Whether the file system under ``dirpath`` takes O_DIRECT (tmpfs does not)."""
+    from tinyforge.store.direct_io import enable_direct
+
+    probe = dirpath / ".direct-probe"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        return enable_direct(fd)
+    finally:
+        os.close(fd)
+        probe.unlink()
+
+
+@pytest.mark.parametrize("announced_extra", [0, 3 * MiB + 5], ids=["exact", "more"])
+def test_large_announced_stream_is_written_past_the_page_cache(
+        local_store: LocalObjectStore, monkeypatch: pytest.MonkeyPatch,
+        announced_extra: int) -> None:
+    """Objects announced at _DIRECT_MIN or more go through DirectWriter (O_DIRECT) where the
+    file system allows it; the stored object is the stream exactly, unaligned tail included,
+    whatever chunk sizes arrive."""
+    used: list[object] = []
+
+    class Spy(objects_module.DirectWriter):
+        def __init__(self, fd: int) -> None:
+            super().__init__(fd)
+            used.append(self)
+
+    monkeypatch.setattr(objects_module, "DirectWriter", Spy)
+    size = objects_module._DIRECT_MIN + MiB + 777
+    seen = hashlib.sha256()
+    info = local_store.put_stream("direct/x", _random_stream(size, MiB // 3 + 1, seen),
+                                  size_hint=size + announced_extra)
+    assert (info.size, info.sha256) == (size, seen.hexdigest())
+    data = local_store.get_bytes("direct/x")
+    assert len(data) == size and _sha(data) == seen.hexdigest()
+    blobs = [p for p in (local_store.root / "direct" / "x").iterdir()
+             if p.name.startswith(".blob-")]
+    assert [p.stat().st_size for p in blobs] == [size]
+    assert len(used) == (1 if _direct_io_works(local_store.root) else 0)
+    # below the threshold, or without an announced size: the page cache path
+    local_store.put_stream("direct/small", _random_stream(MiB, MiB // 3),
+                           size_hint=objects_module._DIRECT_MIN - 1)
+    local_store.put_stream("direct/unannounced", _random_stream(size, MiB))
+    assert len(used) == (1 if _direct_io_works(local_store.root) else 0)
+
+
+def test_direct_stream_failing_midway_leaves_nothing(local_store: LocalObjectStore) -> None:
+    """A source that breaks after several O_DIRECT buffers went to disk: the error reaches
+    the caller, the helper thread is stopped and no file is left."""
+    def failing() -> Iterator[bytes]:
+        yield from _random_stream(objects_module._DIRECT_MIN + 2 * MiB, MiB)
+        raise RuntimeError("device disconnected")
+
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="device disconnected"):
+        local_store.put_stream("direct/broken", failing(),
+                               size_hint=objects_module._DIRECT_MIN + 4 * MiB)
+    _nothing_left(local_store)
+    assert threading.active_count() <= before

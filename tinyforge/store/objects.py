@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -41,6 +42,7 @@ from tinyforge.errors import (
     ResourceExhausted,
     TinyForgeError,
 )
+from tinyforge.store.direct_io import DirectWriter, enable_direct
 
 if TYPE_CHECKING:
     from tinyforge.config import Settings
@@ -57,6 +59,7 @@ _READ_CHUNK = 1 << 20  # 1 MiB: how much a file-like source is asked for at a ti
 _OVERLAP_MIN = 256 * 1024  # chunks at least this big are hashed while being written
 _WRITEBACK_STEP = 16 << 20  # large objects: start writeback of every 16 MiB written
 _PREALLOCATE_MIN = 1 << 20  # put_stream reserves the announced size of objects this big
+_DIRECT_MIN = 8 << 20  # put_stream writes announced objects this big with O_DIRECT
 _TMP_COUNTER = itertools.count()  # temp file numbers (thread-safe: next() holds the GIL)
 _PID = [os.getpid()]  # for temp file names, without a system call each time
 if hasattr(os, "register_at_fork"):
@@ -510,10 +513,13 @@ class LocalObjectStore(ObjectStore):
     created parent directories are not fsync'ed one by one: on journaling file systems
     (ext4, xfs) the directory fsync commits the journal transaction holding their creation.
     ``fsync=False`` (tests) keeps atomic visibility but not durability across power loss.
-    Large streamed objects start their writeback every 16 MiB (``_start_writeback``), so
-    the final fsync does not have to write the whole object after the last byte arrives,
-    and reserve their announced size first (``size_hint``: ``posix_fallocate``), so a full
-    disk is reported before the upload instead of part-way through it.
+    Large streamed objects reserve their announced size first (``size_hint``:
+    ``posix_fallocate``), so a full disk is reported before the upload instead of part-way
+    through it. Those announced at 8 MiB or more are written with ``O_DIRECT``
+    (:class:`~tinyforge.store.direct_io.DirectWriter`: no copy into the page cache, and
+    nothing left dirty for the final fsync); other large ones start their writeback every
+    16 MiB (``_start_writeback``), so the final fsync does not have to write the whole
+    object after the last byte arrives.
     """
 
     _SIDECAR = ".object.json"
@@ -678,31 +684,44 @@ class LocalObjectStore(ObjectStore):
         try:
             with contextlib.closing(_Fd(fd)):
                 reserved = _preallocate(fd, key, size_hint, max_bytes)
-                for chunk in src.chunks():
-                    if len(chunk) >= _OVERLAP_MIN:
-                        # Hash on another core while this one writes and pulls the next
-                        # chunk: hashlib and file writes release the GIL for large buffers.
-                        # The one hashing thread keeps the chunk order. An immutable chunk
-                        # may still be hashing when the next one is pulled (at most 2 in
-                        # flight); a mutable one (a reused buffer) is hashed before that.
-                        if hasher is None:
-                            hasher = ThreadPoolExecutor(1, thread_name_prefix="tf-sha256")
-                        hashing.append(hasher.submit(src.hash, chunk))
-                        _write_all(fd, chunk)
-                        while hashing and (len(hashing) > 1 or not _immutable(chunk)):
-                            hashing.pop(0).result()
-                    else:
-                        for done in hashing:
-                            done.result()
-                        hashing.clear()
-                        src.hash(chunk)
-                        _write_all(fd, chunk)
-                    written += len(chunk)
-                    if self._fsync_enabled and written - flushed >= _WRITEBACK_STEP:
-                        _start_writeback(fd, flushed, written - flushed)
-                        flushed = written
-                for done in hashing:
-                    done.result()
+                # Large announced objects skip the page cache (durable stores only: a
+                # store without fsync leaves writeback to the kernel anyway).
+                direct = (DirectWriter(fd) if self._fsync_enabled and isinstance(size_hint, int)
+                          and size_hint >= _DIRECT_MIN and enable_direct(fd) else None)
+                try:
+                    write = direct.write if direct is not None else partial(_write_all, fd)
+                    for chunk in src.chunks():
+                        if len(chunk) >= _OVERLAP_MIN:
+                            # Hash on another core while this one writes and pulls the next
+                            # chunk: hashlib and file writes release the GIL for large
+                            # buffers. The one hashing thread keeps the chunk order. An
+                            # immutable chunk may still be hashing when the next one is
+                            # pulled (at most 2 in flight); a mutable one (a reused buffer)
+                            # is hashed before that.
+                            if hasher is None:
+                                hasher = ThreadPoolExecutor(1, thread_name_prefix="tf-sha256")
+                            hashing.append(hasher.submit(src.hash, chunk))
+                            write(chunk)
+                            while hashing and (len(hashing) > 1 or not _immutable(chunk)):
+                                hashing.pop(0).result()
+                        else:
+                            for done in hashing:
+                                done.result()
+                            hashing.clear()
+                            src.hash(chunk)
+                            write(chunk)
+                        written += len(chunk)
+                        if (direct is None and self._fsync_enabled
+                                and written - flushed >= _WRITEBACK_STEP):
+                            _start_writeback(fd, flushed, written - flushed)
+                            flushed = written
+                    for done in hashing:
+                        done.result()
+                    if direct is not None:
+                        direct.finish()
+                finally:
+                    if direct is not None:  # before the fd closes: a write may be in flight
+                        direct.close()
                 if written < reserved:  # fewer bytes than announced: drop the reserved tail
                     os.ftruncate(fd, written)
                 self._fsync(fd)
