@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -355,6 +354,31 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
+class _PageCacheWriter:
+    """Appends chunks to ``fd`` through the page cache, with the interface of
+    :class:`~tinyforge.store.direct_io.DirectWriter`; with ``writeback``, the disk starts
+    writing every _WRITEBACK_STEP bytes (:func:`_start_writeback`)."""
+
+    def __init__(self, fd: int, *, writeback: bool) -> None:
+        self.fd = fd
+        self._writeback = writeback
+        self._written = self._flushed = 0
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        _write_all(self.fd, chunk)
+        self._written += len(chunk)
+        if self._writeback and self._written - self._flushed >= _WRITEBACK_STEP:
+            _start_writeback(self.fd, self._flushed, self._written - self._flushed)
+            self._flushed = self._written
+
+    def finish(self) -> int:
+        """The total bytes written."""
+        return self._written
+
+    def close(self) -> None:
+        pass
+
+
 def _verified(info: ObjectInfo, chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Yield ``chunks`` unchanged, then check size and sha256 against ``info``."""
     sha = hashlib.sha256()
@@ -655,6 +679,14 @@ class LocalObjectStore(ObjectStore):
             raise
         return info
 
+    def _writer(self, fd: int, size_hint: int | None) -> DirectWriter | _PageCacheWriter:
+        # Large announced objects skip the page cache (durable stores only: a store without
+        # fsync leaves writeback to the kernel anyway).
+        if (self._fsync_enabled and isinstance(size_hint, int) and size_hint >= _DIRECT_MIN
+                and enable_direct(fd)):
+            return DirectWriter(fd)
+        return _PageCacheWriter(fd, writeback=self._fsync_enabled)
+
     def put_stream(
         self,
         key: str,
@@ -680,16 +712,11 @@ class LocalObjectStore(ObjectStore):
         tmp_path: str | None = tmp
         hasher: ThreadPoolExecutor | None = None
         hashing: list[Future[None]] = []
-        written = flushed = 0
         try:
             with contextlib.closing(_Fd(fd)):
                 reserved = _preallocate(fd, key, size_hint, max_bytes)
-                # Large announced objects skip the page cache (durable stores only: a
-                # store without fsync leaves writeback to the kernel anyway).
-                direct = (DirectWriter(fd) if self._fsync_enabled and isinstance(size_hint, int)
-                          and size_hint >= _DIRECT_MIN and enable_direct(fd) else None)
-                try:
-                    write = direct.write if direct is not None else partial(_write_all, fd)
+                writer = self._writer(fd, size_hint)
+                with contextlib.closing(writer):  # before the fd closes: a write may be in flight
                     for chunk in src.chunks():
                         if len(chunk) >= _OVERLAP_MIN:
                             # Hash on another core while this one writes and pulls the next
@@ -701,7 +728,7 @@ class LocalObjectStore(ObjectStore):
                             if hasher is None:
                                 hasher = ThreadPoolExecutor(1, thread_name_prefix="tf-sha256")
                             hashing.append(hasher.submit(src.hash, chunk))
-                            write(chunk)
+                            writer.write(chunk)
                             while hashing and (len(hashing) > 1 or not _immutable(chunk)):
                                 hashing.pop(0).result()
                         else:
@@ -709,19 +736,10 @@ class LocalObjectStore(ObjectStore):
                                 done.result()
                             hashing.clear()
                             src.hash(chunk)
-                            write(chunk)
-                        written += len(chunk)
-                        if (direct is None and self._fsync_enabled
-                                and written - flushed >= _WRITEBACK_STEP):
-                            _start_writeback(fd, flushed, written - flushed)
-                            flushed = written
+                            writer.write(chunk)
                     for done in hashing:
                         done.result()
-                    if direct is not None:
-                        direct.finish()
-                finally:
-                    if direct is not None:  # before the fd closes: a write may be in flight
-                        direct.close()
+                    written = writer.finish()
                 if written < reserved:  # fewer bytes than announced: drop the reserved tail
                     os.ftruncate(fd, written)
                 self._fsync(fd)
