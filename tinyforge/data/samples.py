@@ -13,14 +13,22 @@ Ingesting one sample:
 5. one transaction marks the row ``ready``, checks duplicates (when asked) and counts the
    sample in the device registry.
 
-Any error after step 3 deletes the objects and the row, so a failed upload leaves nothing.
-A process killed in the middle leaves a pending row and maybe objects; those are removed by
+An upload held in memory (:meth:`SampleStore.ingest_bytes`, every unary gRPC and HTTP
+upload) runs steps 3-5 as one operation of the process's group committer (``_IngestOp``):
+in one transaction the reserve, the objects (written durably, those of a batch of uploads
+in parallel) and the ready row, so the uploader waits once. If anything fails the
+transaction is rolled back and the writer thread itself deletes the objects it wrote before
+it hands out another id. A process killed in the middle leaves at most objects under an id
+that no committed row holds: the id is given out again (SQLite) and its objects overwritten,
+or, once later ids are committed, the objects are removed by
 :func:`cleanup_stale_uploads` (run at service start and periodically).
 
-Streamed uploads (:func:`ingest_stream`) write the bytes straight into the object store with
-the size limit enforced on the way (nothing is visible until complete), then parse them; a
-streamed WAV is validated from its header and size (plus a NaN/Inf scan for float WAVs)
-without decoding it, in constant memory.
+A streamed upload (:func:`ingest_stream`) takes the steps one by one: the bytes go straight
+into the object store with the size limit enforced on the way (nothing is visible until
+complete), then are parsed; a streamed WAV is validated from its header and size (plus a
+NaN/Inf scan for float WAVs) without decoding it, in constant memory. Any error after step 3
+deletes the objects and the row; a process killed in the middle leaves a pending row and
+maybe objects, removed by :func:`cleanup_stale_uploads`.
 
 The database writes of an upload (reserve the id; pending -> ready + duplicate check +
 device counter; the caller's audit row) go through the process's group committer
@@ -40,8 +48,10 @@ import base64
 import contextlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,7 +87,7 @@ from tinyforge.data.labels import (
 from tinyforge.data.splits import DEFAULT_TEST_FRACTION, split_for_hash
 from tinyforge.data.wav import WavHeadTooShort, check_float_samples, inspect_wav, is_wav
 from tinyforge.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
-from tinyforge.store.db import BatchOp, Database, driver_statement
+from tinyforge.store.db import BatchOp, Database, driver_statement, insert_rows
 from tinyforge.store.models import Device, Project, Sample, detached_row
 from tinyforge.store.objects import ObjectStore
 
@@ -88,6 +98,7 @@ STORED_CATEGORIES = ("training", "testing", "anomaly")
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 STALE_PENDING_S = 3600.0  # a pending row older than this belongs to a dead upload
+INGEST_IO_THREADS = 8  # parallel object writes of one group-committed batch of uploads
 
 _SAMPLES = Sample.__table__
 _RESERVE_STMT = insert(_SAMPLES)
@@ -112,6 +123,12 @@ _ROW_DEFAULTS: dict[str, Any] = {
     "interval_ms": 0.0, "length": 0, "axes": [], "width": 0, "height": 0,
     "canonical_key": None, "structured_labels": [], "bounding_boxes": [],
 }
+
+
+def _reserve_row(project_id: int, chk: _Checked, opts: UploadOptions) -> dict[str, Any]:
+    """The pending row that reserves a sample id (invisible to every query)."""
+    return {"project_id": project_id, "state": PENDING, "filename": chk.filename,
+            "category": "training", "upload_source": opts.upload_source.strip()}
 
 
 def raw_prefix(project_id: int, sample_id: int) -> str:
@@ -275,6 +292,18 @@ class SampleStore:
         self.db = db
         self.objects = objects
         self.max_upload_bytes = max_upload_bytes
+        self._io_pool: ThreadPoolExecutor | None = None
+        self._io_lock = threading.Lock()
+
+    def io_pool(self) -> ThreadPoolExecutor:
+        """The threads that write the objects of a batch of uploads in parallel (created on
+        first use)."""
+        if self._io_pool is None:
+            with self._io_lock:
+                if self._io_pool is None:
+                    self._io_pool = ThreadPoolExecutor(INGEST_IO_THREADS,
+                                                       thread_name_prefix="tf-ingest-io")
+        return self._io_pool
 
     # ------------------------------------------------------------------ ingest
     def _project(self, project_id: int) -> tuple[str, bool]:
@@ -305,16 +334,19 @@ class SampleStore:
 
     def _reserve(self, project_id: int, chk: _Checked, opts: UploadOptions) -> int:
         # Core INSERT, group-committed with the other uploads' writes (Database.write).
-        params = {"project_id": project_id, "state": PENDING, "filename": chk.filename,
-                  "category": "training", "upload_source": opts.upload_source.strip()}
-        return int(self.db.writer.insert(_RESERVE_STMT, params, returning_id=True))
+        return int(self.db.writer.insert(_RESERVE_STMT, _reserve_row(project_id, chk, opts),
+                                         returning_id=True))
 
-    def _discard(self, project_id: int, sample_id: int) -> None:
-        """Remove the objects and the pending row of a failed upload (never raises)."""
+    def _discard_objects(self, project_id: int, sample_id: int) -> None:
+        """Remove the objects of a failed upload (never raises)."""
         try:
             self.objects.delete_prefix(raw_prefix(project_id, sample_id))
         except Exception:
             log.exception("could not delete the objects of failed upload %s", sample_id)
+
+    def _discard(self, project_id: int, sample_id: int) -> None:
+        """Remove the objects and the pending row of a failed upload (never raises)."""
+        self._discard_objects(project_id, sample_id)
         try:
             self.db.write(lambda conn: conn.execute(
                 delete(_SAMPLES).where(_SAMPLES.c.id == sample_id,
@@ -322,9 +354,12 @@ class SampleStore:
         except Exception:
             log.exception("could not delete the pending row of failed upload %s", sample_id)
 
-    def _finish(self, project_id: int, sample_id: int, chk: _Checked, opts: UploadOptions,
-                parsed: ParsedSample, sha: str, size: int, *,
-                canonical_is_original: bool = False) -> Sample:
+    def _finish_op(self, project_id: int, sample_id: int, chk: _Checked, opts: UploadOptions,
+                   parsed: ParsedSample, sha: str, size: int, *,
+                   canonical_is_original: bool = False) -> tuple[_FinishOp, dict[str, Any]]:
+        """Store the canonical object (when the original is not its own canonical form) and
+        build the pending -> ready write of sample ``sample_id``; returns it with the row's
+        fields."""
         fields = {**_ROW_DEFAULTS, **_derive(parsed, chk, opts)}
         if canonical_is_original:
             # WAV / EI envelope: the original file is a lossless container of the series and
@@ -348,12 +383,20 @@ class SampleStore:
         values = {"v_" + ("metadata" if k == "sample_metadata" else k): v
                   for k, v in fields.items()}
         values.update(w_id=sample_id, w_state=PENDING)
+        name = fields["device_name"] or fields["device_type"]
+        op = _FinishOp(project_id, sample_id, sha, opts.disallow_duplicates, values,
+                       name[:256], fields["device_type"], now)
+        return op, fields
+
+    def _finish(self, project_id: int, sample_id: int, chk: _Checked, opts: UploadOptions,
+                parsed: ParsedSample, sha: str, size: int, *,
+                canonical_is_original: bool = False) -> Sample:
+        op, fields = self._finish_op(project_id, sample_id, chk, opts, parsed, sha, size,
+                                     canonical_is_original=canonical_is_original)
         # Core statements, group-committed (Database.write: one writer thread, so the
         # duplicate check and the device counter see every earlier upload of this process):
         # duplicate check, pending -> ready, device counter. Returns once committed.
-        name = fields["device_name"] or fields["device_type"]
-        self.db.write(_FinishOp(project_id, sample_id, sha, opts.disallow_duplicates, values,
-                                name[:256], fields["device_type"], now))
+        self.db.write(op)
         return detached_row(Sample, id=sample_id, project_id=project_id, **fields)
 
     def ingest_bytes(self, project_id: int, data: bytes, opts: UploadOptions) -> Sample:
@@ -370,15 +413,9 @@ class SampleStore:
         if opts.disallow_duplicates:
             with self.db.session() as s:
                 self._check_duplicate(s, project_id, sha, 0)
-        sample_id = self._reserve(project_id, chk, opts)
-        try:
-            info = self.objects.put_bytes(raw_key(project_id, sample_id), data,
-                                          content_type=parsed.content_type, overwrite=True)
-            return self._finish(project_id, sample_id, chk, opts, parsed, info.sha256, info.size,
-                                canonical_is_original=parsed.format in ORIGINAL_IS_CANONICAL)
-        except BaseException:
-            self._discard(project_id, sample_id)
-            raise
+        # One group-committed operation (_IngestOp): id, objects, ready row, duplicate check,
+        # device counter; a single wait for the caller, and nothing left behind on failure.
+        return self.db.write(_IngestOp(self, project_id, data, chk, opts, parsed, sha))
 
     def ingest_stream(self, project_id: int, chunks: Iterable[bytes],
                       opts: UploadOptions, *, size_hint: int = 0) -> Sample:
@@ -816,6 +853,66 @@ class _FinishOp(BatchOp):
                 conn.execute(_DEV_INSERT, {"project_id": pid, "name": name,
                                            "device_type": dev_type, "first_seen": now,
                                            "last_seen": now, "sample_count": n})
+
+
+class _IngestOp(BatchOp):
+    """A whole in-memory upload, run by the group committer: reserve the id, write the
+    objects (durably), mark the row ready (duplicate check, device counter), all in the
+    batch's transaction. A batch of them is one multi-row INSERT, the objects, one
+    multi-row UPDATE and one counter update per device, with one wait per upload instead
+    of one per write; the objects of a rolled-back attempt are removed by the writer
+    thread itself (:meth:`rolled_back`), before its ids can be handed out again."""
+
+    __slots__ = ("chk", "data", "opts", "parsed", "project_id", "row", "sha", "store",
+                 "written")
+    group_key = "ingest"
+
+    def __init__(self, store: SampleStore, project_id: int, data: bytes, chk: _Checked,
+                 opts: UploadOptions, parsed: ParsedSample, sha: str) -> None:
+        self.store, self.project_id, self.data, self.chk = store, project_id, data, chk
+        self.opts, self.parsed, self.sha = opts, parsed, sha
+        self.written: int | None = None  # sample id whose objects this attempt wrote
+        self.row: Sample | None = None
+
+    def __call__(self, conn: Connection) -> Sample:
+        return self.run_group(conn, [self])[0]
+
+    def _store(self, sample_id: int) -> _FinishOp:
+        """Write the objects of this upload as sample ``sample_id``; its ready-row write."""
+        st, pid = self.store, self.project_id
+        self.written = sample_id
+        st.objects.put_bytes(raw_key(pid, sample_id), self.data,
+                             content_type=self.parsed.content_type, overwrite=True)
+        op, fields = st._finish_op(
+            pid, sample_id, self.chk, self.opts, self.parsed, self.sha, len(self.data),
+            canonical_is_original=self.parsed.format in ORIGINAL_IS_CANONICAL)
+        self.row = detached_row(Sample, id=sample_id, project_id=pid, **fields)
+        return op
+
+    def rolled_back(self) -> None:
+        if self.written is not None:
+            self.store._discard_objects(self.project_id, self.written)
+            self.written = None
+
+    @classmethod
+    def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        ids = insert_rows(conn, _RESERVE_STMT,
+                          [_reserve_row(op.project_id, op.chk, op.opts) for op in ops],
+                          returning_id=True)
+        pairs = list(zip(ops, ids, strict=True))
+        if len(pairs) == 1:
+            fins = [ops[0]._store(ids[0])]
+        else:
+            # The objects of a batch are written in parallel (each is made durable with its
+            # own flush: one at a time they would take the batch's sum of disk latencies).
+            # Every write has ended before this returns or raises, so a rollback's
+            # clean-up (rolled_back) cannot race with one.
+            pool = ops[0].store.io_pool()
+            futs = [pool.submit(op._store, sid) for op, sid in pairs]
+            wait(futs)
+            fins = [f.result() for f in futs]
+        _FinishOp._run(conn, fins)
+        return [op.row for op in ops]
 
 
 def project_exists(db: Database, project_id: int) -> Project:

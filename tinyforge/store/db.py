@@ -201,6 +201,11 @@ class BatchOp:
     def __call__(self, conn: Connection) -> Any:
         raise NotImplementedError
 
+    def rolled_back(self) -> None:
+        """Undo what the operation did outside the database (objects it wrote) after the
+        transaction it ran in was rolled back. Called by the writer thread before it runs
+        anything else, so nothing can reuse what was rolled back (ids) in between."""
+
     @classmethod
     def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
         """Run ``ops`` (same class and group key) in the open transaction; their results."""
@@ -222,30 +227,46 @@ class _InsertOp(BatchOp):
 
     @classmethod
     def run_group(cls, conn: Connection, ops: list[Any]) -> list[Any]:
-        keys = list(ops[0].params)
-        drv = (driver_statement(conn, ops[0].stmt, keys)
-               if all(list(op.params) == keys for op in ops) else None)
-        if drv is not None:  # SQLite: straight on the cursor of this transaction
-            ds, cur = drv
-            try:
-                if not ops[0].returning_id:
-                    cur.executemany(ds.sql, [ds.row(op.params) for op in ops])
-                    return [None] * len(ops)
-                ids = []
-                for op in ops:
-                    cur.execute(ds.sql, ds.row(op.params))
-                    ids.append(int(cur.lastrowid))
-                return ids
-            finally:
-                cur.close()
-        rows = [op.params for op in ops]
-        if not ops[0].returning_id:
-            conn.execute(ops[0].stmt, rows)
-            return [None] * len(ops)
-        ids = conn.execute(_returning(ops[0].stmt), rows).scalars().all()
-        if len(ids) != len(ops):
-            raise RuntimeError("multi-row insert returned a wrong number of ids")
-        return [int(i) for i in ids]
+        return insert_rows(conn, ops[0].stmt, [op.params for op in ops],
+                           returning_id=ops[0].returning_id)
+
+
+def insert_rows(conn: Connection, stmt: Insert, rows: list[dict[str, Any]], *,
+                returning_id: bool = False) -> list[Any]:
+    """Insert ``rows`` with ``stmt`` (a prebuilt ``insert(table)``) in the open transaction,
+    as one multi-row statement; their new primary keys in order with ``returning_id``, else
+    Nones."""
+    keys = list(rows[0])
+    drv = driver_statement(conn, stmt, keys) if all(list(r) == keys for r in rows) else None
+    if drv is not None:  # SQLite: straight on the cursor of this transaction
+        ds, cur = drv
+        try:
+            if not returning_id:
+                cur.executemany(ds.sql, [ds.row(r) for r in rows])
+                return [None] * len(rows)
+            ids = []
+            for r in rows:
+                cur.execute(ds.sql, ds.row(r))
+                ids.append(int(cur.lastrowid))
+            return ids
+        finally:
+            cur.close()
+    if not returning_id:
+        conn.execute(stmt, rows)
+        return [None] * len(rows)
+    ids = conn.execute(_returning(stmt), rows).scalars().all()
+    if len(ids) != len(rows):
+        raise RuntimeError("multi-row insert returned a wrong number of ids")
+    return [int(i) for i in ids]
+
+
+def _rolled_back(op: Any) -> None:
+    """Tell a BatchOp its transaction was rolled back (its own failure is only logged)."""
+    if isinstance(op, BatchOp):
+        try:
+            op.rolled_back()
+        except Exception:
+            log.exception("undoing a rolled-back database operation failed")
 
 
 class GroupCommitter:
@@ -253,12 +274,13 @@ class GroupCommitter:
 
     An operation is ``op(connection) -> result`` made of Core statements on the given
     connection; it must touch nothing but the database (it may be run a second time after
-    a rollback). The thread takes every operation waiting in the queue (up to
-    ``max_batch``), runs them in one transaction and commits once. If any of them raises or
-    the commit fails, the batch is rolled back and each operation is re-run in a transaction
-    of its own, so one caller's failure (a duplicate, a vanished row) never undoes or fails
-    another caller's write. A caller's :meth:`run` returns only after its operation is
-    committed.
+    a rollback), unless it is a :class:`BatchOp` that undoes its other effects in
+    ``rolled_back``, which the writer thread calls after every rollback of it. The thread
+    takes every operation waiting in the queue (up to ``max_batch``), runs them in one
+    transaction and commits once. If any of them raises or the commit fails, the batch is
+    rolled back and each operation is re-run in a transaction of its own, so one caller's
+    failure (a duplicate, a vanished row) never undoes or fails another caller's write. A
+    caller's :meth:`run` returns only after its operation is committed.
     """
 
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
@@ -377,11 +399,14 @@ class GroupCommitter:
             # Someone's operation failed (or the commit did): nothing of the batch was
             # committed. Re-run each alone so only the failing ones fail.
             self._drop_connection()
+            for op, _ in batch:
+                _rolled_back(op)
             for op, fut in batch:
                 try:
                     with self.engine.begin() as conn:
                         res = op(conn)
                 except BaseException as exc:  # handed to the caller
+                    _rolled_back(op)
                     fut.set_exception(exc)
                 else:
                     fut.set_result(res)
