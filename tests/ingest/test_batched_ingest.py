@@ -58,9 +58,9 @@ def env(tmp_path: Path) -> Iterator[tuple[SampleStore, SpyObjects, int]]:
     db.dispose()
 
 
-def _hold_writer(db: Database) -> tuple[threading.Event, threading.Event]:
-    """Occupy the group committer with an operation that waits for ``release``, so that the
-    uploads queued meanwhile form one batch; returns (started, release)."""
+def _hold_writer(db: Database) -> threading.Event:
+    """Occupy the group committer with an operation that waits for the returned event, so
+    that the uploads queued meanwhile form one batch."""
     started, release = threading.Event(), threading.Event()
 
     def hold(_conn: sa.Connection) -> None:
@@ -69,14 +69,14 @@ def _hold_writer(db: Database) -> tuple[threading.Event, threading.Event]:
 
     threading.Thread(target=db.write, args=(hold,), daemon=True).start()
     assert started.wait(30)
-    return started, release
+    return release
 
 
 def _upload_batch(store: SampleStore, project_id: int,
                   names: list[str]) -> dict[str, Any]:
     """Upload one envelope per name from its own thread while the writer is held, so all of
     them are queued before the writer takes them; returns name -> row or exception."""
-    _, release = _hold_writer(store.db)
+    release = _hold_writer(store.db)
     out: dict[str, Any] = {}
 
     def one(i: int, name: str) -> None:

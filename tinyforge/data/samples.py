@@ -356,11 +356,14 @@ class SampleStore:
 
     def _finish_op(self, project_id: int, sample_id: int, chk: _Checked, opts: UploadOptions,
                    parsed: ParsedSample, sha: str, size: int, *,
-                   canonical_is_original: bool = False) -> tuple[_FinishOp, dict[str, Any]]:
+                   canonical_is_original: bool = False,
+                   derived: dict[str, Any] | None = None) -> tuple[_FinishOp, dict[str, Any]]:
         """Store the canonical object (when the original is not its own canonical form) and
         build the pending -> ready write of sample ``sample_id``; returns it with the row's
-        fields."""
-        fields = {**_ROW_DEFAULTS, **_derive(parsed, chk, opts)}
+        fields. ``derived``: :func:`_derive`'s result when the caller has it already."""
+        if derived is None:
+            derived = _derive(parsed, chk, opts)
+        fields = {**_ROW_DEFAULTS, **derived}
         if canonical_is_original:
             # WAV / EI envelope: the original file is a lossless container of the series and
             # TimeSeries.from_bytes reads it directly, so no second copy is stored.
@@ -409,13 +412,14 @@ class SampleStore:
         chk = check_options(opts)
         parsed = self._parse(data, opts, project_id)
         sha = content_sha256(data)
-        _derive(parsed, chk, opts)  # box/label checks before anything is written
+        derived = _derive(parsed, chk, opts)  # box/label checks before anything is written
         if opts.disallow_duplicates:
             with self.db.session() as s:
                 self._check_duplicate(s, project_id, sha, 0)
         # One group-committed operation (_IngestOp): id, objects, ready row, duplicate check,
         # device counter; a single wait for the caller, and nothing left behind on failure.
-        return self.db.write(_IngestOp(self, project_id, data, chk, opts, parsed, sha))
+        return self.db.write(_IngestOp(self, project_id, data, chk, opts, parsed, sha,
+                                       derived))
 
     def ingest_stream(self, project_id: int, chunks: Iterable[bytes],
                       opts: UploadOptions, *, size_hint: int = 0) -> Sample:
@@ -863,14 +867,15 @@ class _IngestOp(BatchOp):
     of one per write; the objects of a rolled-back attempt are removed by the writer
     thread itself (:meth:`rolled_back`), before its ids can be handed out again."""
 
-    __slots__ = ("chk", "data", "opts", "parsed", "project_id", "row", "sha", "store",
-                 "written")
+    __slots__ = ("chk", "data", "derived", "opts", "parsed", "project_id", "row", "sha",
+                 "store", "written")
     group_key = "ingest"
 
     def __init__(self, store: SampleStore, project_id: int, data: bytes, chk: _Checked,
-                 opts: UploadOptions, parsed: ParsedSample, sha: str) -> None:
+                 opts: UploadOptions, parsed: ParsedSample, sha: str,
+                 derived: dict[str, Any]) -> None:
         self.store, self.project_id, self.data, self.chk = store, project_id, data, chk
-        self.opts, self.parsed, self.sha = opts, parsed, sha
+        self.opts, self.parsed, self.sha, self.derived = opts, parsed, sha, derived
         self.written: int | None = None  # sample id whose objects this attempt wrote
         self.row: Sample | None = None
 
@@ -885,7 +890,8 @@ class _IngestOp(BatchOp):
                              content_type=self.parsed.content_type, overwrite=True)
         op, fields = st._finish_op(
             pid, sample_id, self.chk, self.opts, self.parsed, self.sha, len(self.data),
-            canonical_is_original=self.parsed.format in ORIGINAL_IS_CANONICAL)
+            canonical_is_original=self.parsed.format in ORIGINAL_IS_CANONICAL,
+            derived=self.derived)
         self.row = detached_row(Sample, id=sample_id, project_id=pid, **fields)
         return op
 
@@ -899,8 +905,7 @@ class _IngestOp(BatchOp):
         ids = insert_rows(conn, _RESERVE_STMT,
                           [_reserve_row(op.project_id, op.chk, op.opts) for op in ops],
                           returning_id=True)
-        pairs = list(zip(ops, ids, strict=True))
-        if len(pairs) == 1:
+        if len(ops) == 1:
             fins = [ops[0]._store(ids[0])]
         else:
             # The objects of a batch are written in parallel (each is made durable with its
@@ -908,7 +913,7 @@ class _IngestOp(BatchOp):
             # Every write has ended before this returns or raises, so a rollback's
             # clean-up (rolled_back) cannot race with one.
             pool = ops[0].store.io_pool()
-            futs = [pool.submit(op._store, sid) for op, sid in pairs]
+            futs = [pool.submit(op._store, sid) for op, sid in zip(ops, ids, strict=True)]
             wait(futs)
             fins = [f.result() for f in futs]
         _FinishOp._run(conn, fins)
